@@ -1,0 +1,1 @@
+"""The lowest layer: typed errors, array validation at the boundary, device detection."""

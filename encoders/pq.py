@@ -1,0 +1,129 @@
+"""Product quantization with optional OPQ rotation and RepCONC balanced codebooks.
+
+Codes use FAISS's ProductQuantizer layout (nbits=4 packs two codes per byte), so FAISS indexes
+(IndexPQ, IVF-PQ, fast-scan) can hold them and score them with ADC lookup tables.
+"""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+
+from core.errors import InvalidSpec
+from encoders.base import Encoder
+from encoders.pq_train import train_codebooks, train_opq
+from encoders.spec import PQSpec
+
+
+def padded_dim(dim: int, m: int) -> int:
+    """Smallest multiple of m that holds dim (extra coordinates are zero)."""
+    return -(-dim // m) * m
+
+
+class PQEncoder(Encoder):
+    """m sub-quantizers of 2**nbits centroids over a rotated (or zero-padded) space."""
+
+    kind = "pq"
+    needs_training = True
+    nearest_centroid_codes = True  # FAISS computes the same codes from the same codebooks
+
+    def __init__(self, spec: PQSpec, dim: int) -> None:
+        super().__init__(spec, dim)
+        if spec.m > dim:
+            raise InvalidSpec(f"pq: m={spec.m} sub-quantizers for only {dim} dimensions")
+        self.d_pad = padded_dim(dim, spec.m)
+        self.pq = faiss.ProductQuantizer(self.d_pad, spec.m, spec.nbits)
+        self.rotation = np.eye(dim, self.d_pad, dtype=np.float32)
+
+    @property
+    def code_size(self) -> int:
+        return int(self.pq.code_size)
+
+    @property
+    def out_dim(self) -> int:
+        return self.d_pad
+
+    @property
+    def nbits(self) -> int:
+        return int(self.spec.nbits)
+
+    @property
+    def ksub(self) -> int:
+        return 1 << self.spec.nbits
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Into the quantized space: rotation (OPQ) or zero padding."""
+        return np.ascontiguousarray(x @ self.rotation)
+
+    def fit(self, x: np.ndarray) -> None:
+        """Learn the rotation (OPQ) then the codebooks on a sample of x."""
+        sample = self._sample(self.check(x))
+        self.fit_rotation(sample)
+        self.fit_codebooks(self.transform(sample))
+
+    def _sample(self, x: np.ndarray) -> np.ndarray:
+        if len(x) < self.ksub:
+            raise InvalidSpec(f"pq: {len(x)} training vectors for {self.ksub} centroids")
+        if len(x) <= self.spec.max_train:
+            return x
+        rng = np.random.default_rng(self.spec.seed)
+        return x[np.sort(rng.choice(len(x), size=self.spec.max_train, replace=False))]
+
+    def fit_rotation(self, x: np.ndarray) -> None:
+        """OPQ: an orthogonal rotation learned by alternating PQ and Procrustes (if enabled)."""
+        spec = self.spec
+        pad = np.eye(self.dim, self.d_pad, dtype=np.float32)
+        self.rotation = pad
+        if spec.opq and spec.opq_iterations > 0:
+            rng = np.random.default_rng(spec.seed + 1)
+            rot = train_opq(np.ascontiguousarray(x @ pad), spec.m, self.ksub, spec.opq_iterations, rng)
+            self.rotation = np.ascontiguousarray(pad @ rot)
+
+    def fit_codebooks(self, z: np.ndarray) -> None:
+        """Codebooks on data already in the quantized space (e.g. IVF residuals)."""
+        spec = self.spec
+        z = self._sample(np.ascontiguousarray(z, dtype=np.float32))
+        books = train_codebooks(
+            z,
+            spec.m,
+            self.ksub,
+            spec.iterations,
+            np.random.default_rng(spec.seed + 2),
+            balanced=spec.balanced,
+            epsilon=spec.sinkhorn_epsilon,
+            sinkhorn_iterations=spec.sinkhorn_iterations,
+        )
+        self.set_codebooks(books)
+        self.is_trained = True
+
+    def set_codebooks(self, books: np.ndarray) -> None:
+        """Install (m, ksub, dsub) centroids into the FAISS quantizer."""
+        faiss.copy_array_to_vector(np.ascontiguousarray(books, np.float32).ravel(), self.pq.centroids)
+        self.pq.sync_transposed_centroids()
+
+    def codebooks(self) -> np.ndarray:
+        """(m, ksub, dsub) centroids."""
+        dsub = self.d_pad // self.spec.m
+        return faiss.vector_to_array(self.pq.centroids).reshape(self.spec.m, self.ksub, dsub)
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        self.require_trained()
+        return self.pq.compute_codes(self.transform(self.check(x)))
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        self.require_trained()
+        codes = np.ascontiguousarray(codes, dtype=np.uint8).reshape(-1, self.code_size)
+        return self.pq.decode(codes)
+
+    def query_view(self, xq: np.ndarray) -> np.ndarray:
+        return self.transform(self.check(xq, "queries"))
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"codebooks": self.codebooks(), "rotation": self.rotation}
+
+    def state_names(self) -> list[str]:
+        return ["codebooks", "rotation"]
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.rotation = np.ascontiguousarray(arrays["rotation"], dtype=np.float32)
+        self.set_codebooks(arrays["codebooks"])

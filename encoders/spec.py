@@ -1,0 +1,93 @@
+"""Encoder specs: pydantic values that round-trip through JSON and fully determine an encoder."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Float32Spec(_Spec):
+    """Identity, float32: the exact baseline."""
+
+    kind: Literal["float32"] = "float32"
+
+
+class Float16Spec(_Spec):
+    """Identity, float16: half the bytes, the re-rank store's format."""
+
+    kind: Literal["float16"] = "float16"
+
+
+class PQSpec(_Spec):
+    """Product quantization: m sub-vectors x 2**nbits centroids, optional OPQ rotation,
+    codebooks trained with balanced (RepCONC, Sinkhorn) or plain k-means assignment."""
+
+    kind: Literal["pq"] = "pq"
+    m: int = Field(48, ge=1, le=4096, description="number of sub-quantizers (bytes at nbits=8)")
+    nbits: Literal[4, 8] = 8
+    opq: bool = Field(True, description="learn an orthogonal rotation before quantization")
+    balanced: bool = Field(
+        True, description="RepCONC constrained clustering: Sinkhorn equal-mass assignment"
+    )
+    iterations: int = Field(20, ge=1, le=200, description="codebook training iterations")
+    opq_iterations: int = Field(12, ge=0, le=100)
+    sinkhorn_iterations: int = Field(10, ge=1, le=100)
+    sinkhorn_epsilon: float = Field(0.05, gt=0, description="entropy weight, relative to distances")
+    max_train: int = Field(65_536, ge=256, description="training sample cap")
+    seed: int = 0
+
+
+class BinarySpec(_Spec):
+    """BEBR recurrent binarization: `bits` sign codes per dimension, SDC lookup tables."""
+
+    kind: Literal["binary"] = "binary"
+    bits: int = Field(2, ge=1, le=4, description="u: bits per dimension")
+    learned: bool = Field(True, description="train the residual MLPs (else training-free)")
+    hidden: int = Field(512, ge=8, le=8192, description="hidden width of each residual MLP")
+    epochs: int = Field(8, ge=1, le=500)
+    batch_size: int = Field(512, ge=16, le=65_536)
+    learning_rate: float = Field(1e-3, gt=0)
+    neighbors: int = Field(32, ge=0, le=256, description="hard neighbours per anchor in training")
+    temperature: float = Field(0.05, gt=0)
+    max_train: int = Field(65_536, ge=256)
+    seed: int = 0
+
+
+class MuveraSpec(_Spec):
+    """MUVERA fixed-dimensional encodings of multi-vector documents, stored with `fde`."""
+
+    kind: Literal["muvera"] = "muvera"
+    r_reps: int = Field(20, ge=1, le=1024)
+    k_sim: int = Field(5, ge=0, le=30)
+    d_proj: int | None = Field(16, ge=1, description="AMS sketch inner projection; None = identity")
+    final_dim: int | None = Field(None, ge=1, description="Count-sketch final projection")
+    fill_empty: bool = True
+    seed: int = 0
+    fde: Float32Spec | Float16Spec | PQSpec | BinarySpec = Field(
+        default_factory=Float32Spec, discriminator="kind"
+    )
+
+    @model_validator(mode="after")
+    def _fits_in_memory(self) -> MuveraSpec:
+        if self.final_dim is None and self.fde_dim_for(1) > 10**7:
+            raise ValueError("FDE dimension above 10 million: lower r_reps, k_sim or d_proj")
+        return self
+
+    def fde_dim_for(self, dim: int) -> int:
+        """Dimension of the FDE for token vectors of dimension `dim`."""
+        if self.final_dim is not None:
+            return self.final_dim
+        return self.r_reps * (2**self.k_sim) * (self.d_proj or dim)
+
+
+SingleVectorSpec = Annotated[
+    Float32Spec | Float16Spec | PQSpec | BinarySpec, Field(discriminator="kind")
+]
+EncoderSpec = Annotated[
+    Float32Spec | Float16Spec | PQSpec | BinarySpec | MuveraSpec, Field(discriminator="kind")
+]

@@ -1,0 +1,162 @@
+"""The Index interface: 64-bit ids; add, remove, search with an optional id filter; an optional
+exact re-rank from a memory-mapped float16 file; save/load to a directory with a manifest."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import TypeAdapter
+
+from core.arrays import as_ids, as_matrix
+from core.errors import InvalidInput, NotTrained
+from encoders.base import Encoder
+from index.spec import IndexSpec, SearchParams
+from index.vectors import VectorFile
+from kernels.rerank import rerank
+
+INDEX_SPEC: TypeAdapter[Any] = TypeAdapter(IndexSpec)
+MAX_K = 100_000
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Scores (nq, k) float32 and ids (nq, k) int64; missing results have id -1.
+
+    Scores are inner products (larger is better) or squared L2 distances (smaller is better).
+    """
+
+    scores: np.ndarray
+    ids: np.ndarray
+
+
+class Index(ABC):
+    """Codes of one encoder organised for search; FAISS holds the codes."""
+
+    def __init__(self, encoder: Encoder, spec: Any, folder: Path | None = None) -> None:
+        self.encoder = encoder
+        self.spec = spec
+        self.dim = encoder.dim
+        self.metric: str = spec.metric
+        self.folder = Path(folder) if folder is not None else None
+        self.vectors: VectorFile | None = None
+        if spec.rerank.enabled:
+            self.vectors = VectorFile(self._rerank_folder(), self.dim)
+
+    def _rerank_folder(self) -> Path:
+        if self.folder is None:
+            self.folder = Path(tempfile.mkdtemp(prefix="pith-index-"))
+        return self.folder / "rerank"
+
+    # lifecycle -----------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def ntotal(self) -> int:
+        """Number of vectors held."""
+
+    @property
+    @abstractmethod
+    def is_trained(self) -> bool:
+        """Whether the encoder and any coarse quantizer are trained."""
+
+    @abstractmethod
+    def train(self, x: np.ndarray) -> None:
+        """Fit the encoder and the index structures on a sample."""
+
+    @abstractmethod
+    def _add(self, ids: np.ndarray, x: np.ndarray) -> None:
+        """Encode and store validated vectors."""
+
+    @abstractmethod
+    def _remove(self, ids: np.ndarray) -> int:
+        """Remove validated ids; return how many were present."""
+
+    @abstractmethod
+    def _candidates(
+        self, xq: np.ndarray, k: int, params: SearchParams, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS (distances, ids) of the k best codes per query."""
+
+    def add(self, ids: object, x: object) -> None:
+        """Add vectors under int64 ids (an id already present is the caller's to remove)."""
+        x = as_matrix(x, self.dim)
+        ids = as_ids(ids, len(x))
+        if not self.is_trained:
+            raise NotTrained(f"{type(self).__name__}: train() before add()")
+        if len(x) == 0:
+            return
+        if self.vectors is not None:
+            self.vectors.append(ids, x)
+        self._add(ids, x)
+
+    def remove(self, ids: object) -> int:
+        """Remove ids; returns the number removed."""
+        ids = as_ids(ids)
+        return self._remove(ids) if len(ids) else 0
+
+    # search --------------------------------------------------------------------------------
+    def search(
+        self,
+        xq: object,
+        k: int,
+        params: SearchParams | None = None,
+        allowed: object | None = None,
+    ) -> SearchResult:
+        """The k best ids per query; `allowed` restricts the search to those ids (a filter
+        applied inside the scan, so k results come back whenever k allowed ids exist)."""
+        xq = as_matrix(xq, self.dim, name="queries")
+        if not 1 <= k <= MAX_K:
+            raise InvalidInput(f"k must be in [1, {MAX_K}], got {k}")
+        params = params or SearchParams()
+        allowed_ids = None if allowed is None else as_ids(allowed, name="allowed")
+        if not self.is_trained:
+            raise NotTrained(f"{type(self).__name__} is not trained")
+        rerank_on = self.vectors is not None and (
+            params.rerank if params.rerank is not None else self.spec.rerank.enabled
+        )
+        if not rerank_on:
+            dist, ids = self._candidates(xq, k, params, allowed_ids)
+            return SearchResult(_clean_scores(dist, ids, self.metric), ids)
+        oversample = params.oversample or self.spec.rerank.oversample
+        n_cand = max(k, math.ceil(k * oversample))
+        _, cand = self._candidates(xq, n_cand, params, allowed_ids)
+        assert self.vectors is not None
+        rows = self.vectors.rows_of(cand)
+        scores, ids = rerank(xq, cand, rows, self.vectors.vectors, k, self.metric)
+        return SearchResult(scores, ids)
+
+    # persistence and accounting ------------------------------------------------------------
+    def bytes_in_ram(self) -> int:
+        """Bytes held in RAM by codes, ids and every index structure (not the re-rank file)."""
+        extra = self.vectors.bytes_in_ram() if self.vectors is not None else 0
+        return self._structure_bytes() + extra
+
+    @abstractmethod
+    def _structure_bytes(self) -> int:
+        """RAM of the FAISS structures and the encoder's parameters."""
+
+    def bytes_on_disk(self) -> int:
+        """Bytes of the re-rank file (what search reads from disk instead of RAM)."""
+        return self.vectors.bytes_on_disk() if self.vectors is not None else 0
+
+    def copy_rerank_to(self, folder: Path) -> None:
+        """Place the re-rank files in `folder` (for save to a new directory)."""
+        if self.vectors is None:
+            return
+        self.vectors.flush()
+        target = Path(folder) / "rerank"
+        if target.resolve() != self.vectors.folder.resolve():
+            shutil.copytree(self.vectors.folder, target, dirs_exist_ok=True)
+
+
+def _clean_scores(dist: np.ndarray, ids: np.ndarray, metric: str) -> np.ndarray:
+    """FAISS pads missing results with +-max float; make those -inf/inf explicitly."""
+    dist = np.asarray(dist, dtype=np.float32).copy()
+    dist[ids < 0] = -np.inf if metric == "ip" else np.inf
+    return dist

@@ -1,0 +1,80 @@
+"""HNSW graph over float vectors (float32 or float16 storage).
+
+HNSW cannot delete, so removal is a tombstone: the graph keeps the node, a position bitmap
+excludes it from every search (together with the caller's id filter).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from core.errors import InvalidSpec
+from encoders.base import Encoder
+from encoders.identity import Float16Encoder, Float32Encoder
+from index.base import Index
+from index.codecs import faiss_metric, vector_bytes
+from index.filters import bitmap_selector, search_parameters
+from index.spec import HNSWSpec, SearchParams
+
+
+def hnsw_index(encoder: Encoder, spec: HNSWSpec) -> faiss.IndexHNSW:
+    mt = faiss_metric(spec.metric)
+    if isinstance(encoder, Float32Encoder):
+        index = faiss.IndexHNSWFlat(encoder.dim, spec.m, mt)
+    elif isinstance(encoder, Float16Encoder):
+        index = faiss.IndexHNSWSQ(encoder.dim, faiss.ScalarQuantizer.QT_fp16, spec.m, mt)
+    else:
+        raise InvalidSpec(f"hnsw holds float32 or float16 vectors, not {encoder.kind!r} codes")
+    index.hnsw.efConstruction = spec.ef_construction
+    index.hnsw.efSearch = spec.ef_search
+    return index
+
+
+class HNSWIndex(Index):
+    """A FAISS HNSW graph; positions map to ids through an array, deletions are tombstones."""
+
+    def __init__(self, encoder: Encoder, spec: HNSWSpec, folder: Path | None = None) -> None:
+        super().__init__(encoder, spec, folder)
+        self.faiss = hnsw_index(encoder, spec)
+        self.ids = np.zeros(0, dtype=np.int64)
+        self.alive = np.zeros(0, dtype=bool)
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.alive.sum())
+
+    @property
+    def is_trained(self) -> bool:
+        return True
+
+    def train(self, x: np.ndarray) -> None:
+        self.encoder.fit(x)
+
+    def _add(self, ids: np.ndarray, x: np.ndarray) -> None:
+        self.faiss.add(x)
+        self.ids = np.concatenate([self.ids, ids])
+        self.alive = np.concatenate([self.alive, np.ones(len(ids), dtype=bool)])
+
+    def _remove(self, ids: np.ndarray) -> int:
+        hit = np.isin(self.ids, ids) & self.alive
+        self.alive[hit] = False
+        return int(len(np.unique(self.ids[hit])))
+
+    def _candidates(
+        self, xq: np.ndarray, k: int, params: SearchParams, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        mask = self.alive if allowed is None else self.alive & np.isin(self.ids, allowed)
+        ef = max(params.ef_search or self.spec.ef_search, k)
+        sp = search_parameters(faiss.SearchParametersHNSW(efSearch=ef), None, bitmap_selector(mask))
+        dist, pos = self.faiss.search(xq, k, params=sp)
+        ids = np.where(pos >= 0, self.ids[np.maximum(pos, 0)], -1)
+        return dist, ids
+
+    def _structure_bytes(self) -> int:
+        h = self.faiss.hnsw
+        graph = sum(vector_bytes(v) for v in (h.neighbors, h.offsets, h.levels))
+        storage = faiss.downcast_index(self.faiss.storage)
+        return graph + vector_bytes(storage.codes) + self.ids.nbytes + self.alive.nbytes

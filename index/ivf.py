@@ -1,0 +1,173 @@
+"""Inverted file: a k-means coarse quantizer and codes per list (float, PQ, fast-scan PQ, SDC)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from core.errors import InvalidSpec
+from encoders.base import Codebooked, Encoder
+from encoders.identity import Float16Encoder, Float32Encoder
+from encoders.pq import PQEncoder
+from index.base import Index
+from index.codecs import (
+    add_to_lists,
+    encoder_bytes,
+    exact_codes,
+    faiss_metric,
+    install_codebooks,
+    vector_bytes,
+)
+from index.filters import search_parameters
+from index.spec import IVFSpec, SearchParams
+
+
+def coarse_centroids(z: np.ndarray, spec: IVFSpec) -> np.ndarray:
+    """nlist k-means centroids of z (seeded)."""
+    if len(z) < spec.nlist:
+        raise InvalidSpec(f"ivf: {len(z)} training vectors for nlist={spec.nlist}")
+    rng = np.random.default_rng(spec.seed)
+    if len(z) > spec.max_train:
+        z = z[np.sort(rng.choice(len(z), size=spec.max_train, replace=False))]
+    km = faiss.Kmeans(z.shape[1], spec.nlist, niter=spec.train_iterations, seed=spec.seed)
+    km.cp.max_points_per_centroid = 1 << 20
+    km.train(np.ascontiguousarray(z, dtype=np.float32))
+    return np.ascontiguousarray(km.centroids, dtype=np.float32)
+
+
+def _empty_ivf(encoder: Encoder, spec: IVFSpec, quantizer: faiss.Index) -> faiss.IndexIVF:
+    mt = faiss_metric(spec.metric)
+    d = encoder.out_dim
+    if isinstance(encoder, Float32Encoder):
+        return faiss.IndexIVFFlat(quantizer, d, spec.nlist, mt)
+    if isinstance(encoder, Float16Encoder):
+        qt = faiss.ScalarQuantizer.QT_fp16
+        return faiss.IndexIVFScalarQuantizer(quantizer, d, spec.nlist, qt, mt, spec.by_residual)
+    if isinstance(encoder, Codebooked):
+        m = encoder.codebooks().shape[0]
+        if encoder.nbits == 4 and exact_codes(encoder):
+            return faiss.IndexIVFPQFastScan(quantizer, d, spec.nlist, m, 4, mt, 32)
+        return faiss.IndexIVFPQ(quantizer, d, spec.nlist, m, encoder.nbits, mt)
+    raise InvalidSpec(f"no ivf index for encoder {encoder.kind!r}")
+
+
+class IVFIndex(Index):
+    """FAISS IVF over the encoder's codes; ids are stored in the inverted lists (8 B each)."""
+
+    def __init__(self, encoder: Encoder, spec: IVFSpec, folder: Path | None = None) -> None:
+        super().__init__(encoder, spec, folder)
+        if spec.by_residual and isinstance(encoder, Codebooked) and not exact_codes(encoder):
+            raise InvalidSpec(f"ivf over {encoder.kind!r} codes needs by_residual=false")
+        self.faiss: faiss.IndexIVF | None = None
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.faiss.ntotal) if self.faiss is not None else 0
+
+    @property
+    def is_trained(self) -> bool:
+        return self.faiss is not None
+
+    def train(self, x: np.ndarray) -> None:
+        """Coarse centroids, then the encoder (on residuals when by_residual)."""
+        enc, spec = self.encoder, self.spec
+        if isinstance(enc, PQEncoder):
+            sample = enc._sample(x)
+            enc.fit_rotation(sample)
+            z = enc.transform(sample)
+            centroids = coarse_centroids(z, spec)
+            if spec.by_residual:
+                z = z - centroids[_assign(centroids, z, self.metric)]
+            enc.fit_codebooks(z)
+        else:
+            enc.fit(x)
+            centroids = coarse_centroids(self._coarse_view(x), spec)
+        self.faiss = self._build(centroids)
+
+    def _coarse_view(self, x: np.ndarray) -> np.ndarray:
+        """Vectors in the space the coarse quantizer sees (the encoder's score space)."""
+        if isinstance(self.encoder, PQEncoder):
+            return self.encoder.transform(x)
+        if isinstance(self.encoder, Codebooked):
+            return self.encoder.query_view(x)
+        return x
+
+    def _build(self, centroids: np.ndarray) -> faiss.IndexIVF:
+        quantizer = faiss.IndexFlat(centroids.shape[1], faiss_metric(self.metric))
+        quantizer.add(centroids)
+        index = _empty_ivf(self.encoder, self.spec, quantizer)
+        index.own_fields = True
+        quantizer.this.disown()
+        if not isinstance(index, faiss.IndexIVFFlat):
+            index.by_residual = bool(self.spec.by_residual)
+        if isinstance(self.encoder, Codebooked):
+            install_codebooks(index.pq, self.encoder.codebooks())
+            if isinstance(index, faiss.IndexIVFPQ) and self.metric == "l2" and index.by_residual:
+                index.precompute_table()
+        index.is_trained = True
+        index.nprobe = self.spec.nprobe
+        return index
+
+    def _add(self, ids: np.ndarray, x: np.ndarray) -> None:
+        assert self.faiss is not None
+        if isinstance(self.encoder, Codebooked) and not exact_codes(self.encoder):
+            self._add_custom_codes(ids, x)
+        else:
+            self.faiss.add_with_ids(self._coarse_view(x), ids)
+
+    def _add_custom_codes(self, ids: np.ndarray, x: np.ndarray) -> None:
+        """Codes chosen by the encoder itself (not nearest centroid): listed by hand."""
+        assert self.faiss is not None
+        _, lists = self.faiss.quantizer.search(self._coarse_view(x), 1)
+        add_to_lists(self.faiss, lists.ravel(), ids, self.encoder.encode(x))
+
+    def _remove(self, ids: np.ndarray) -> int:
+        assert self.faiss is not None
+        return int(self.faiss.remove_ids(faiss.IDSelectorBatch(ids)))
+
+    def _candidates(
+        self, xq: np.ndarray, k: int, params: SearchParams, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        assert self.faiss is not None
+        nprobe = min(params.nprobe or self.spec.nprobe, self.spec.nlist)
+        sp = search_parameters(faiss.SearchParametersIVF(nprobe=nprobe), allowed)
+        return self.faiss.search(self.encoder.query_view(xq), k, params=sp)
+
+    def _structure_bytes(self) -> int:
+        if self.faiss is None:
+            return encoder_bytes(self.encoder)
+        return ivf_bytes(self.faiss) + unshared_encoder_bytes(self.encoder)
+
+
+def _assign(centroids: np.ndarray, z: np.ndarray, metric: str) -> np.ndarray:
+    q = faiss.IndexFlat(centroids.shape[1], faiss_metric(metric))
+    q.add(centroids)
+    return q.search(np.ascontiguousarray(z), 1)[1].ravel()
+
+
+def ivf_bytes(index: faiss.IndexIVF) -> int:
+    """Codes (with fast-scan block padding), ids and coarse centroids, as held in RAM."""
+    invlists = index.invlists
+    total = 0
+    for list_no in range(index.nlist):
+        size = invlists.list_size(list_no)
+        if isinstance(index, faiss.IndexIVFFastScan):
+            blocks = -(-size // index.bbs)
+            total += blocks * index.bbs * index.M2 // 2
+        else:
+            total += size * index.code_size
+        total += size * 8
+    quantizer = faiss.downcast_index(index.quantizer)
+    total += vector_bytes(quantizer.codes)
+    if hasattr(index, "pq"):
+        total += vector_bytes(index.pq.centroids)
+    return total
+
+
+def unshared_encoder_bytes(encoder: Encoder) -> int:
+    """Encoder parameters not already counted in the FAISS index (PQ codebooks are)."""
+    state = encoder.state()
+    state.pop("codebooks", None)
+    return int(sum(a.nbytes for a in state.values()))
