@@ -19,6 +19,9 @@ REGISTRY: dict[str, type[Encoder]] = {
 
 def _register_optional() -> None:
     """Encoders in modules of their own (imported lazily: they pull in torch)."""
+    from encoders.muvera import MuveraEncoder
+
+    REGISTRY.setdefault("muvera", MuveraEncoder)
     from encoders.binary import BinaryEncoder
 
     REGISTRY.setdefault("binary", BinaryEncoder)

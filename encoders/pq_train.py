@@ -1,77 +1,55 @@
-"""Codebook training for product quantization: k-means per sub-space, with RepCONC's constrained
-clustering as an option (centroid assignment solved as balanced optimal transport by Sinkhorn,
-equal mass per centroid), and OPQ rotation learning by alternating Procrustes steps."""
+"""Codebook training for product quantization: k-means in every sub-space at once (torch,
+batched over sub-spaces), with RepCONC's constrained clustering as an option — centroid
+assignment solved as balanced optimal transport by Sinkhorn, equal mass per centroid — and
+OPQ rotation learning by alternating PQ training and Procrustes steps."""
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
-_CHUNK = 16_384
-
-
-def sq_distances(x: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Squared L2 distances (n, k) between rows of x (n, d) and c (k, d)."""
-    d = (x * x).sum(1, keepdims=True) - 2.0 * (x @ c.T) + (c * c).sum(1)[None, :]
-    return np.maximum(d, 0.0, out=d)
+_GROUP_BYTES = 1 << 28  # distance matrices of at most 256 MB at a time
 
 
-def nearest(x: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Index of the nearest centroid of each row, computed in chunks."""
-    out = np.empty(len(x), dtype=np.int64)
-    for s in range(0, len(x), _CHUNK):
-        out[s : s + _CHUNK] = sq_distances(x[s : s + _CHUNK], c).argmin(1)
-    return out
+def sq_distances(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """Squared L2 distances (g, n, k) between x (g, n, d) and c (g, k, d)."""
+    d = torch.baddbmm((c * c).sum(-1).unsqueeze(1), x, c.transpose(1, 2), alpha=-2.0)
+    d += (x * x).sum(-1, keepdim=True)
+    return d.clamp_(min=0.0)
 
 
-def sinkhorn_assign(dist: np.ndarray, epsilon: float, iterations: int) -> np.ndarray:
-    """Balanced hard assignment: argmax of the entropic transport plan with uniform marginals.
-
-    Rows (points) carry mass 1/n, columns (centroids) mass 1/k; epsilon is relative to the
-    mean distance, so the same setting works whatever the scale of the data.
-    """
-    n, k = dist.shape
-    scale = float(dist.mean()) * epsilon + 1e-12
-    kernel = np.exp(-(dist - dist.min(1, keepdims=True)) / scale)  # every row keeps a 1
-    u = np.full(n, 1.0 / n)
-    v = np.ones(k)
+def sinkhorn_assign(dist: torch.Tensor, epsilon: float, iterations: int) -> torch.Tensor:
+    """Balanced hard assignment (g, n): argmax of the entropic transport plan whose rows
+    (points) carry mass 1/n and columns (centroids) mass 1/k. epsilon is relative to the
+    mean distance, so the same setting works whatever the scale of the data."""
+    g, n, k = dist.shape
+    scale = dist.mean(dim=(1, 2), keepdim=True) * epsilon + 1e-12
+    kernel = torch.exp(-(dist - dist.amin(2, keepdim=True)) / scale)  # each row keeps a 1
+    u = torch.full((g, 1, n), 1.0 / n)
+    v = torch.ones((g, k, 1))
     for _ in range(iterations):
-        v = (1.0 / k) / np.maximum(kernel.T @ u, 1e-300)
-        u = (1.0 / n) / np.maximum(kernel @ v, 1e-300)
-    return (kernel * v[None, :]).argmax(1)
+        v = (1.0 / k) / torch.bmm(u, kernel).transpose(1, 2).clamp_(min=1e-30)
+        u = (1.0 / n) / torch.bmm(kernel, v).transpose(1, 2).clamp_(min=1e-30)
+    return (kernel * v.transpose(1, 2)).argmax(2)
 
 
-def update_centroids(x: np.ndarray, assign: np.ndarray, c: np.ndarray, rng: np.random.Generator):
+def _assign(x: torch.Tensor, c: torch.Tensor, balanced: bool, eps: float, iters: int) -> torch.Tensor:
+    dist = sq_distances(x, c)
+    return sinkhorn_assign(dist, eps, iters) if balanced else dist.argmin(2)
+
+
+def _update(x: torch.Tensor, assign: torch.Tensor, c: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """Means of the assigned points; an empty centroid is re-seeded on a random point."""
-    k, d = c.shape
-    sums = np.zeros((k, d), dtype=np.float64)
-    np.add.at(sums, assign, x)
-    counts = np.bincount(assign, minlength=k).astype(np.float64)
-    out = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
-    empty = counts == 0
-    if empty.any():
-        out[empty] = x[rng.choice(len(x), size=int(empty.sum()), replace=False)]
+    g, n, d = x.shape
+    k = c.shape[1]
+    flat = (assign + torch.arange(g).unsqueeze(1) * k).reshape(-1)
+    sums = torch.zeros(g * k, d, dtype=torch.float64).index_add_(0, flat, x.reshape(-1, d).double())
+    counts = torch.bincount(flat, minlength=g * k).double().unsqueeze(1)
+    out = (sums / counts.clamp(min=1)).float().reshape(g, k, d)
+    empty = (counts.reshape(g, k) == 0).numpy()
+    for j, col in zip(*np.nonzero(empty), strict=True):
+        out[j, col] = x[j, int(rng.integers(n))]
     return out
-
-
-def kmeans(
-    x: np.ndarray,
-    k: int,
-    iterations: int,
-    rng: np.random.Generator,
-    balanced: bool = False,
-    epsilon: float = 0.05,
-    sinkhorn_iterations: int = 10,
-    init: np.ndarray | None = None,
-) -> np.ndarray:
-    """k centroids of x; balanced=True assigns by Sinkhorn (equal mass per centroid)."""
-    c = init.copy() if init is not None else x[rng.choice(len(x), size=k, replace=False)].copy()
-    for _ in range(iterations):
-        if balanced:
-            assign = sinkhorn_assign(sq_distances(x, c), epsilon, sinkhorn_iterations)
-        else:
-            assign = nearest(x, c)
-        c = update_centroids(x, assign, c, rng)
-    return c
 
 
 def train_codebooks(
@@ -85,33 +63,38 @@ def train_codebooks(
     sinkhorn_iterations: int,
     init: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Codebooks (m, k, d/m), one k-means per sub-space of x (n, d)."""
+    """Codebooks (m, k, d/m): k-means in each of the m sub-spaces of x (n, d)."""
     n, d = x.shape
     dsub = d // m
-    books = np.empty((m, k, dsub), dtype=np.float32)
-    for j in range(m):
-        sub = np.ascontiguousarray(x[:, j * dsub : (j + 1) * dsub])
-        books[j] = kmeans(
-            sub,
-            k,
-            iterations,
-            rng,
-            balanced=balanced,
-            epsilon=epsilon,
-            sinkhorn_iterations=sinkhorn_iterations,
-            init=None if init is None else init[j],
-        )
-    return books
+    xs = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).view(n, m, dsub)
+    xs = xs.permute(1, 0, 2).contiguous()
+    if init is None:
+        c = xs[:, torch.from_numpy(rng.choice(n, size=k, replace=False))].clone()
+    else:
+        c = torch.from_numpy(np.ascontiguousarray(init, dtype=np.float32)).clone()
+    group = max(1, _GROUP_BYTES // (n * k * 8))
+    for _ in range(iterations):
+        for s in range(0, m, group):
+            sl = slice(s, s + group)
+            assign = _assign(xs[sl], c[sl], balanced, epsilon, sinkhorn_iterations)
+            c[sl] = _update(xs[sl], assign, c[sl], rng)
+    return c.numpy()
 
 
 def reconstruct(x: np.ndarray, books: np.ndarray) -> np.ndarray:
-    """Each sub-vector replaced by its nearest centroid."""
-    m, _, dsub = books.shape
-    out = np.empty_like(x)
-    for j in range(m):
-        sl = slice(j * dsub, (j + 1) * dsub)
-        out[:, sl] = books[j][nearest(np.ascontiguousarray(x[:, sl]), books[j])]
-    return out
+    """Each sub-vector of x replaced by its nearest centroid."""
+    m, k, dsub = books.shape
+    n = len(x)
+    xs = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).view(n, m, dsub)
+    xs = xs.permute(1, 0, 2).contiguous()
+    c = torch.from_numpy(books)
+    out = torch.empty_like(xs)
+    group = max(1, _GROUP_BYTES // (n * k * 4))
+    for s in range(0, m, group):
+        sl = slice(s, s + group)
+        idx = sq_distances(xs[sl], c[sl]).argmin(2)
+        out[sl] = torch.gather(c[sl], 1, idx.unsqueeze(-1).expand(-1, -1, dsub))
+    return out.permute(1, 0, 2).reshape(n, m * dsub).numpy()
 
 
 def procrustes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -120,9 +103,7 @@ def procrustes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (u @ vt).astype(np.float32)
 
 
-def train_opq(
-    x: np.ndarray, m: int, k: int, outer: int, rng: np.random.Generator
-) -> np.ndarray:
+def train_opq(x: np.ndarray, m: int, k: int, outer: int, rng: np.random.Generator) -> np.ndarray:
     """An orthogonal rotation (d, d) learned by alternating PQ training and Procrustes."""
     d = x.shape[1]
     q, _ = np.linalg.qr(rng.standard_normal((d, d)))

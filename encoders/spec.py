@@ -43,18 +43,24 @@ class PQSpec(_Spec):
 
 
 class BinarySpec(_Spec):
-    """BEBR recurrent binarization: `bits` sign codes per dimension, SDC lookup tables."""
+    """BEBR recurrent binarization: `bits` sign codes per dimension, SDC lookup tables.
+
+    learned=True trains a linear map, one residual MLP per bit and the per-bit scales by
+    listwise distillation on the collection; learned=False is the training-free baseline.
+    """
 
     kind: Literal["binary"] = "binary"
     bits: int = Field(2, ge=1, le=4, description="u: bits per dimension")
     learned: bool = Field(True, description="train the residual MLPs (else training-free)")
     hidden: int = Field(512, ge=8, le=8192, description="hidden width of each residual MLP")
-    epochs: int = Field(8, ge=1, le=500)
-    batch_size: int = Field(512, ge=16, le=65_536)
+    train_steps: int = Field(600, ge=1, le=100_000, description="optimizer steps (batches)")
+    batch_size: int = Field(1024, ge=16, le=65_536, description="rows per batch")
+    group: int = Field(8, ge=2, le=256, description="rows per anchor: itself + group-1 neighbours")
+    neighbors: int = Field(32, ge=1, le=1024, description="exact neighbours an anchor draws from")
+    temperature: float = Field(0.05, gt=0, description="teacher softmax temperature")
+    mse_weight: float = Field(1.0, ge=0, description="weight of the inner-product MSE term")
     learning_rate: float = Field(1e-3, gt=0)
-    neighbors: int = Field(32, ge=0, le=256, description="hard neighbours per anchor in training")
-    temperature: float = Field(0.05, gt=0)
-    max_train: int = Field(65_536, ge=256)
+    max_train: int = Field(65_536, ge=256, description="training sample cap")
     seed: int = 0
 
 

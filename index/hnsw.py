@@ -18,6 +18,10 @@ from index.base import Index
 from index.codecs import faiss_metric, vector_bytes
 from index.filters import bitmap_selector, search_parameters
 from index.spec import HNSWSpec, SearchParams
+from kernels.rerank import dense_scores
+from kernels.topk import topk
+
+BRUTE_FORCE_MAX = 8192  # filtered searches over at most this many points are exact scans
 
 
 def hnsw_index(encoder: Encoder, spec: HNSWSpec) -> faiss.IndexHNSW:
@@ -67,11 +71,29 @@ class HNSWIndex(Index):
         self, xq: np.ndarray, k: int, params: SearchParams, allowed: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         mask = self.alive if allowed is None else self.alive & np.isin(self.ids, allowed)
+        positions = np.flatnonzero(mask)
+        if allowed is not None and len(positions) <= max(BRUTE_FORCE_MAX, len(mask) // 10):
+            return self._exact(xq, k, positions)  # a graph walk would miss a sparse filter
         ef = max(params.ef_search or self.spec.ef_search, k)
         sp = search_parameters(faiss.SearchParametersHNSW(efSearch=ef), None, bitmap_selector(mask))
         dist, pos = self.faiss.search(xq, k, params=sp)
-        ids = np.where(pos >= 0, self.ids[np.maximum(pos, 0)], -1)
-        return dist, ids
+        short = (pos < 0).sum(1) > max(k - len(positions), 0)
+        if short.any():  # the walk got stuck in excluded regions: answer those exactly
+            dist[short], pos[short] = self._exact_positions(xq[short], k, positions)
+        return dist, np.where(pos >= 0, self.ids[np.maximum(pos, 0)], -1)
+
+    def _exact_positions(
+        self, xq: np.ndarray, k: int, positions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact (distances, positions) over the given positions only."""
+        vectors = self.faiss.storage.reconstruct_batch(positions)
+        scores = dense_scores(xq, vectors, self.metric)
+        best, pos = topk(scores, np.broadcast_to(positions, scores.shape), k)
+        return (best if self.metric == "ip" else -best), pos
+
+    def _exact(self, xq: np.ndarray, k: int, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        dist, pos = self._exact_positions(xq, k, positions)
+        return dist, np.where(pos >= 0, self.ids[np.maximum(pos, 0)], -1)
 
     def _structure_bytes(self) -> int:
         h = self.faiss.hnsw

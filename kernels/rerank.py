@@ -24,6 +24,14 @@ def exact_scores(xq: np.ndarray, cand: np.ndarray, metric: str) -> np.ndarray:
     return -((cand * cand).sum(-1) - 2 * ip + (xq * xq).sum(-1)[:, None])
 
 
+def dense_scores(xq: np.ndarray, xb: np.ndarray, metric: str) -> np.ndarray:
+    """Scores (nq, n) of queries against one shared set of vectors; larger is better."""
+    ip = xq @ xb.T
+    if metric == "ip":
+        return ip
+    return -((xb * xb).sum(-1)[None, :] - 2 * ip + (xq * xq).sum(-1)[:, None])
+
+
 def rerank(
     xq: np.ndarray,
     cand_ids: np.ndarray,
