@@ -26,6 +26,9 @@ class Encoder(ABC):
 
     kind: ClassVar[str]
     needs_training: ClassVar[bool] = False
+    #: True when the score space is an isometric image of the input (identity, rotation,
+    #: zero padding): exact scores can then be computed in score space from `isometry(x)`.
+    isometric: ClassVar[bool] = False
 
     def __init__(self, spec: Any, dim: int) -> None:
         self.spec = spec
@@ -62,6 +65,10 @@ class Encoder(ABC):
     @abstractmethod
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """(n, code_size) uint8 -> (n, out_dim) float32 reconstruction in score space."""
+
+    def isometry(self, x: np.ndarray) -> np.ndarray:
+        """The isometric map into score space (only for encoders with `isometric`)."""
+        return self.check(x)
 
     def query_view(self, xq: np.ndarray) -> np.ndarray:
         """Queries mapped into score space (ADC: transformed; SDC: encoded then decoded)."""

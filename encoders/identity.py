@@ -16,6 +16,7 @@ FLOAT16_MAX = 65504.0
 
 class _Identity(Encoder):
     dtype: ClassVar[type[np.floating]]
+    isometric = True
 
     @property
     def code_size(self) -> int:

@@ -26,6 +26,7 @@ class PQEncoder(Encoder):
     kind = "pq"
     needs_training = True
     nearest_centroid_codes = True  # FAISS computes the same codes from the same codebooks
+    isometric = True  # an orthogonal rotation and zero padding preserve inner products
 
     def __init__(self, spec: PQSpec, dim: int) -> None:
         super().__init__(spec, dim)
@@ -54,6 +55,9 @@ class PQEncoder(Encoder):
     def transform(self, x: np.ndarray) -> np.ndarray:
         """Into the quantized space: rotation (OPQ) or zero padding."""
         return np.ascontiguousarray(x @ self.rotation)
+
+    def isometry(self, x: np.ndarray) -> np.ndarray:
+        return self.transform(self.check(x))
 
     def fit(self, x: np.ndarray) -> None:
         """Learn the rotation (OPQ) then the codebooks on a sample of x."""

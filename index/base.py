@@ -1,5 +1,9 @@
 """The Index interface: 64-bit ids; add, remove, search with an optional id filter; an optional
-exact re-rank from a memory-mapped float16 file; save/load to a directory with a manifest."""
+exact re-rank from a memory-mapped float16 file; save/load to a directory with a manifest.
+
+Labels: FAISS holds external ids directly, except with re-rank on, where FAISS holds row numbers
+of the re-rank file (so FAISS's IndexRefine can re-score in C++) and the file maps rows to ids.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
 from pydantic import TypeAdapter
 
@@ -46,15 +51,17 @@ class Index(ABC):
         self.metric: str = spec.metric
         self.folder = Path(folder) if folder is not None else None
         self.vectors: VectorFile | None = None
+        self._refine: tuple[Any, Any, faiss.IndexRefine] | None = None
         if spec.rerank.enabled:
-            self.vectors = VectorFile(self._rerank_folder(), self.dim)
+            dim = encoder.out_dim if encoder.isometric else encoder.dim
+            self.vectors = VectorFile(self._rerank_folder(), dim, self.metric)
 
     def _rerank_folder(self) -> Path:
         if self.folder is None:
             self.folder = Path(tempfile.mkdtemp(prefix="pith-index-"))
         return self.folder / "rerank"
 
-    # lifecycle -----------------------------------------------------------------------------
+    # what subclasses provide ---------------------------------------------------------------
     @property
     @abstractmethod
     def ntotal(self) -> int:
@@ -70,19 +77,33 @@ class Index(ABC):
         """Fit the encoder and the index structures on a sample."""
 
     @abstractmethod
-    def _add(self, ids: np.ndarray, x: np.ndarray) -> None:
-        """Encode and store validated vectors."""
+    def _add(self, labels: np.ndarray, x: np.ndarray) -> None:
+        """Encode and store validated vectors under FAISS labels."""
 
     @abstractmethod
-    def _remove(self, ids: np.ndarray) -> int:
-        """Remove validated ids; return how many were present."""
+    def _remove(self, labels: np.ndarray) -> int:
+        """Remove labels; return how many were present."""
 
     @abstractmethod
+    def _base_index(self) -> faiss.Index:
+        """The FAISS index that scans the codes."""
+
+    @abstractmethod
+    def _base_params(self, params: SearchParams, allowed: np.ndarray | None) -> Any:
+        """FAISS search parameters (nprobe, efSearch, id selector over labels)."""
+
+    @abstractmethod
+    def _structure_bytes(self) -> int:
+        """RAM of the FAISS structures and the encoder's parameters."""
+
     def _candidates(
         self, xq: np.ndarray, k: int, params: SearchParams, allowed: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """FAISS (distances, ids) of the k best codes per query."""
+        """FAISS (distances, labels) of the k best codes per query."""
+        sp = self._base_params(params, allowed)
+        return self._base_index().search(self.encoder.query_view(xq), k, params=sp)
 
+    # writes --------------------------------------------------------------------------------
     def add(self, ids: object, x: object) -> None:
         """Add vectors under int64 ids (an id already present is the caller's to remove)."""
         x = as_matrix(x, self.dim)
@@ -91,14 +112,19 @@ class Index(ABC):
             raise NotTrained(f"{type(self).__name__}: train() before add()")
         if len(x) == 0:
             return
+        labels = ids
         if self.vectors is not None:
-            self.vectors.append(ids, x)
-        self._add(ids, x)
+            stored = self.encoder.isometry(x) if self.encoder.isometric else x
+            labels = self.vectors.append(ids, stored)
+        self._add(labels, x)
 
     def remove(self, ids: object) -> int:
         """Remove ids; returns the number removed."""
         ids = as_ids(ids)
-        return self._remove(ids) if len(ids) else 0
+        if not len(ids) or not self.is_trained:
+            return 0
+        labels = self.vectors.rows_matching(ids) if self.vectors is not None else ids
+        return self._remove(labels) if len(labels) else 0
 
     # search --------------------------------------------------------------------------------
     def search(
@@ -117,19 +143,47 @@ class Index(ABC):
         allowed_ids = None if allowed is None else as_ids(allowed, name="allowed")
         if not self.is_trained:
             raise NotTrained(f"{type(self).__name__} is not trained")
-        rerank_on = self.vectors is not None and (
-            params.rerank if params.rerank is not None else self.spec.rerank.enabled
-        )
-        if not rerank_on:
+        if self.vectors is None:
             dist, ids = self._candidates(xq, k, params, allowed_ids)
             return SearchResult(_clean_scores(dist, ids, self.metric), ids)
-        oversample = params.oversample or self.spec.rerank.oversample
-        n_cand = max(k, math.ceil(k * oversample))
-        _, cand = self._candidates(xq, n_cand, params, allowed_ids)
+        allowed_rows = None if allowed_ids is None else self.vectors.rows_matching(allowed_ids)
+        on = params.rerank if params.rerank is not None else self.spec.rerank.enabled
+        if on:
+            oversample = params.oversample or self.spec.rerank.oversample
+            dist, rows = self._reranked(xq, k, oversample, params, allowed_rows)
+        else:
+            dist, rows = self._candidates(xq, k, params, allowed_rows)
+        ids = self.vectors.ids_of(rows)
+        return SearchResult(_clean_scores(dist, ids, self.metric), ids)
+
+    def _reranked(
+        self, xq: np.ndarray, k: int, oversample: float, params: SearchParams, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k after re-scoring ceil(k x oversample) candidates exactly from the fp16 file."""
         assert self.vectors is not None
-        rows = self.vectors.rows_of(cand)
-        scores, ids = rerank(xq, cand, rows, self.vectors.vectors, k, self.metric)
-        return SearchResult(scores, ids)
+        if self.encoder.isometric:  # FAISS IndexRefine re-scores in score space, in C++
+            sp = faiss.IndexRefineSearchParameters(
+                k_factor=float(oversample), base_index_params=self._base_params(params, allowed)
+            )
+            return self._refine_index().search(self.encoder.query_view(xq), k, params=sp)
+        n_cand = max(k, math.ceil(k * oversample))
+        _, cand = self._candidates(xq, n_cand, params, allowed)
+        scores, rows = rerank(xq, cand, cand, self.vectors.vectors, k, self.metric)
+        return scores, rows
+
+    def _refine_index(self) -> faiss.IndexRefine:
+        """IndexRefine over the base index and the memory-mapped fp16 rows (rebuilt after adds)."""
+        assert self.vectors is not None
+        base, rows = self._base_index(), self.vectors.faiss_index()
+        if self._refine is None or self._refine[0] is not base or self._refine[1] is not rows:
+            held = base.ntotal
+            base.ntotal = rows.ntotal  # the constructor insists on equal sizes; search does not
+            try:
+                refine = faiss.IndexRefine(base, rows)
+            finally:
+                base.ntotal = held
+            self._refine = (base, rows, refine)
+        return self._refine[2]
 
     # persistence and accounting ------------------------------------------------------------
     def bytes_in_ram(self) -> int:
@@ -137,12 +191,8 @@ class Index(ABC):
         extra = self.vectors.bytes_in_ram() if self.vectors is not None else 0
         return self._structure_bytes() + extra
 
-    @abstractmethod
-    def _structure_bytes(self) -> int:
-        """RAM of the FAISS structures and the encoder's parameters."""
-
     def bytes_on_disk(self) -> int:
-        """Bytes of the re-rank file (what search reads from disk instead of RAM)."""
+        """Bytes of the re-rank files (what search reads from disk instead of RAM)."""
         return self.vectors.bytes_on_disk() if self.vectors is not None else 0
 
     def copy_rerank_to(self, folder: Path) -> None:

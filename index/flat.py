@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -36,21 +37,19 @@ class FlatIndex(Index):
         self.encoder.fit(x)
         self.faiss = flat_index(self.encoder, self.metric)
 
-    def _add(self, ids: np.ndarray, x: np.ndarray) -> None:
-        assert self.faiss is not None
-        add_codes(self.faiss, self.encoder, ids, x)
+    def _add(self, labels: np.ndarray, x: np.ndarray) -> None:
+        add_codes(self._base_index(), self.encoder, labels, x)
 
-    def _remove(self, ids: np.ndarray) -> int:
-        assert self.faiss is not None
-        return int(self.faiss.remove_ids(faiss.IDSelectorBatch(ids)))
+    def _remove(self, labels: np.ndarray) -> int:
+        return int(self._base_index().remove_ids(faiss.IDSelectorBatch(labels)))
 
-    def _candidates(
-        self, xq: np.ndarray, k: int, params: SearchParams, allowed: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _base_index(self) -> faiss.Index:
         assert self.faiss is not None
+        return self.faiss
+
+    def _base_params(self, params: SearchParams, allowed: np.ndarray | None) -> Any:
         base = faiss.SearchParameters() if is_float(self.encoder) else faiss.SearchParametersIVF()
-        sp = search_parameters(base, allowed) if allowed is not None else None
-        return self.faiss.search(self.encoder.query_view(xq), k, params=sp)
+        return search_parameters(base, allowed)
 
     def _structure_bytes(self) -> int:
         if self.faiss is None:

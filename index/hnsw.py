@@ -7,6 +7,7 @@ excludes it from every search (together with the caller's id filter).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -41,6 +42,8 @@ class HNSWIndex(Index):
     """A FAISS HNSW graph; positions map to ids through an array, deletions are tombstones."""
 
     def __init__(self, encoder: Encoder, spec: HNSWSpec, folder: Path | None = None) -> None:
+        if spec.rerank.enabled:
+            raise InvalidSpec("hnsw stores float vectors already: re-rank adds nothing")
         super().__init__(encoder, spec, folder)
         self.faiss = hnsw_index(encoder, spec)
         self.ids = np.zeros(0, dtype=np.int64)
@@ -56,6 +59,12 @@ class HNSWIndex(Index):
 
     def train(self, x: np.ndarray) -> None:
         self.encoder.fit(x)
+
+    def _base_index(self) -> faiss.Index:
+        return self.faiss
+
+    def _base_params(self, params: SearchParams, allowed: np.ndarray | None) -> Any:
+        raise NotImplementedError("hnsw searches through _candidates")
 
     def _add(self, ids: np.ndarray, x: np.ndarray) -> None:
         self.faiss.add(x)

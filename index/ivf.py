@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -110,30 +111,25 @@ class IVFIndex(Index):
         index.nprobe = self.spec.nprobe
         return index
 
-    def _add(self, ids: np.ndarray, x: np.ndarray) -> None:
-        assert self.faiss is not None
+    def _add(self, labels: np.ndarray, x: np.ndarray) -> None:
+        index = self._base_index()
         if isinstance(self.encoder, Codebooked) and not exact_codes(self.encoder):
-            self._add_custom_codes(ids, x)
+            # codes chosen by the encoder itself (not nearest centroid): listed by hand
+            _, lists = index.quantizer.search(self._coarse_view(x), 1)
+            add_to_lists(index, lists.ravel(), labels, self.encoder.encode(x))
         else:
-            self.faiss.add_with_ids(self._coarse_view(x), ids)
+            index.add_with_ids(self._coarse_view(x), labels)
 
-    def _add_custom_codes(self, ids: np.ndarray, x: np.ndarray) -> None:
-        """Codes chosen by the encoder itself (not nearest centroid): listed by hand."""
-        assert self.faiss is not None
-        _, lists = self.faiss.quantizer.search(self._coarse_view(x), 1)
-        add_to_lists(self.faiss, lists.ravel(), ids, self.encoder.encode(x))
+    def _remove(self, labels: np.ndarray) -> int:
+        return int(self._base_index().remove_ids(faiss.IDSelectorBatch(labels)))
 
-    def _remove(self, ids: np.ndarray) -> int:
+    def _base_index(self) -> faiss.IndexIVF:
         assert self.faiss is not None
-        return int(self.faiss.remove_ids(faiss.IDSelectorBatch(ids)))
+        return self.faiss
 
-    def _candidates(
-        self, xq: np.ndarray, k: int, params: SearchParams, allowed: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        assert self.faiss is not None
+    def _base_params(self, params: SearchParams, allowed: np.ndarray | None) -> Any:
         nprobe = min(params.nprobe or self.spec.nprobe, self.spec.nlist)
-        sp = search_parameters(faiss.SearchParametersIVF(nprobe=nprobe), allowed)
-        return self.faiss.search(self.encoder.query_view(xq), k, params=sp)
+        return search_parameters(faiss.SearchParametersIVF(nprobe=nprobe), allowed)
 
     def _structure_bytes(self) -> int:
         if self.faiss is None:

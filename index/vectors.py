@@ -1,90 +1,129 @@
 """The re-rank store: float16 vectors in an append-only, memory-mapped file (disk, not RAM).
 
-Rows are written in insertion order; `row_ids` (also on disk) says which id each row holds.
-When ids are the row numbers themselves (the server's dense internal ids) no map is kept in
-RAM at all; otherwise a sorted id -> row map is built on first use.
+The file is a FAISS IndexScalarQuantizer(QT_fp16) file, so FAISS reads it memory-mapped
+(IO_FLAG_MMAP_IFC) and re-scores candidates in C++ (IndexRefine); appends write rows at the end
+and then patch the row count in the header, so a crash mid-append leaves a readable file whose
+tail is dropped on open. Row r holds the id ids[r] (a second, int64 file, also mapped).
 """
 
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
+import faiss
 import numpy as np
 
-VECTORS_FILE = "vectors.f16"
+from index.codecs import faiss_metric
+
+VECTORS_FILE = "vectors.faiss"
 IDS_FILE = "vector_ids.i64"
+_NTOTAL_AT = 8  # int64 ntotal after the fourcc and the int32 dimension
+_CODES_SIZE_AT = 73  # size_t byte count of the codes vector (metrics ip and l2)
+HEADER_BYTES = 81
 
 
 class VectorFile:
-    """Append-only float16 rows with their int64 ids, read through np.memmap."""
+    """Append-only float16 rows with their int64 ids."""
 
-    def __init__(self, folder: Path, dim: int) -> None:
+    def __init__(self, folder: Path, dim: int, metric: str) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.dim = dim
-        self._vec_path = self.folder / VECTORS_FILE
+        self.path = self.folder / VECTORS_FILE
         self._ids_path = self.folder / IDS_FILE
-        for path in (self._vec_path, self._ids_path):
-            path.touch(exist_ok=True)
-        self._truncate_to_whole_rows()
-        self._map: tuple[np.ndarray, np.ndarray] | None = None
+        if not self.path.exists():
+            empty = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss_metric(metric))
+            faiss.write_index(empty, str(self.path))
+        self._ids_path.touch(exist_ok=True)
+        self._rows = self._recover()
+        self._faiss: faiss.Index | None = None
         self._vectors: np.ndarray | None = None
         self._ids: np.ndarray | None = None
-        self._identity = bool(np.array_equal(self.ids, np.arange(len(self.ids))))
+        self._map: tuple[np.ndarray, np.ndarray] | None = None
+        self._identity = bool(np.array_equal(self.ids, np.arange(self._rows)))
 
-    def _truncate_to_whole_rows(self) -> None:
-        """Drop a partially written tail (a crash mid-append) so rows and ids agree."""
-        rows_v = os.path.getsize(self._vec_path) // (2 * self.dim)
-        rows_i = os.path.getsize(self._ids_path) // 8
-        rows = min(rows_v, rows_i)
-        os.truncate(self._vec_path, rows * 2 * self.dim)
+    def _recover(self) -> int:
+        """Rows both files hold completely; longer tails (a crash mid-append) are cut."""
+        with open(self.path, "rb") as f:
+            head = f.read(HEADER_BYTES)
+        rows = struct.unpack_from("<q", head, _NTOTAL_AT)[0]
+        row_bytes = 2 * self.dim
+        on_disk = (os.path.getsize(self.path) - HEADER_BYTES) // row_bytes
+        rows = min(rows, on_disk, os.path.getsize(self._ids_path) // 8)
+        os.truncate(self.path, HEADER_BYTES + rows * row_bytes)
         os.truncate(self._ids_path, rows * 8)
+        self._write_count(rows)
+        return rows
+
+    def _write_count(self, rows: int) -> None:
+        fd = os.open(self.path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, struct.pack("<q", rows), _NTOTAL_AT)
+            os.pwrite(fd, struct.pack("<Q", rows * 2 * self.dim), _CODES_SIZE_AT)
+        finally:
+            os.close(fd)
 
     def __len__(self) -> int:
-        return os.path.getsize(self._ids_path) // 8
+        return self._rows
 
-    @property
-    def vectors(self) -> np.ndarray:
-        """(rows, dim) float16, memory-mapped."""
-        if self._vectors is None or len(self._vectors) != len(self):
-            self._vectors = _memmap(self._vec_path, np.float16, (len(self), self.dim))
-        return self._vectors
-
-    @property
-    def ids(self) -> np.ndarray:
-        """(rows,) int64 id of each row, memory-mapped."""
-        if self._ids is None or len(self._ids) != len(self):
-            self._ids = _memmap(self._ids_path, np.int64, (len(self),))
-        return self._ids
-
-    def append(self, ids: np.ndarray, x: np.ndarray) -> None:
-        """Append rows; a later row for the same id supersedes the earlier one."""
-        start = len(self)
-        with open(self._vec_path, "ab") as f:
-            f.write(np.ascontiguousarray(x, dtype=np.float16).tobytes())
+    def append(self, ids: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Append rows (ids, float16(x)); returns their row numbers. A later row for the same
+        id supersedes earlier ones in `rows_of`."""
+        start = self._rows
         with open(self._ids_path, "ab") as f:
             f.write(np.ascontiguousarray(ids, dtype=np.int64).tobytes())
-        self._identity = self._identity and bool(
-            np.array_equal(ids, np.arange(start, start + len(ids)))
-        )
-        self._map = None
+        with open(self.path, "ab") as f:
+            f.write(np.ascontiguousarray(x, dtype=np.float16).tobytes())
+        self._rows = start + len(ids)
+        self._write_count(self._rows)
+        rows = np.arange(start, self._rows, dtype=np.int64)
+        self._identity = self._identity and bool(np.array_equal(ids, rows))
+        self._faiss = self._vectors = self._ids = self._map = None
+        return rows
 
     def flush(self) -> None:
         """fsync both files."""
-        for path in (self._vec_path, self._ids_path):
+        for path in (self._ids_path, self.path):
             fd = os.open(path, os.O_RDONLY)
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
 
-    def rows_of(self, ids: np.ndarray) -> np.ndarray:
-        """Row of each id (the latest one), -1 where unknown or for id -1."""
-        ids = np.asarray(ids, dtype=np.int64)
-        n = len(self)
+    # reading ---------------------------------------------------------------------------
+    def faiss_index(self) -> faiss.Index:
+        """The rows as a FAISS fp16 scalar-quantizer index whose codes stay memory-mapped."""
+        if self._faiss is None:
+            self._faiss = faiss.read_index(str(self.path), faiss.IO_FLAG_MMAP_IFC)
+        return self._faiss
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """(rows, dim) float16, memory-mapped."""
+        if self._vectors is None:
+            self._vectors = _memmap(self.path, np.float16, (self._rows, self.dim), HEADER_BYTES)
+        return self._vectors
+
+    @property
+    def ids(self) -> np.ndarray:
+        """(rows,) int64 id of each row, memory-mapped."""
+        if self._ids is None:
+            self._ids = _memmap(self._ids_path, np.int64, (self._rows,), 0)
+        return self._ids
+
+    def ids_of(self, rows: np.ndarray) -> np.ndarray:
+        """The id of each row (-1 stays -1)."""
         if self._identity:
-            return np.where((ids >= 0) & (ids < n), ids, -1)
+            return rows
+        return np.where(rows >= 0, np.asarray(self.ids)[np.maximum(rows, 0)], -1)
+
+    def rows_of(self, ids: np.ndarray) -> np.ndarray:
+        """The latest row of each id, -1 where unknown."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if self._identity:
+            return np.where((ids >= 0) & (ids < self._rows), ids, -1)
         if self._map is None:
             self._map = self._build_map()
         keys, rows = self._map
@@ -92,6 +131,13 @@ class VectorFile:
             return np.full(ids.shape, -1, dtype=np.int64)
         pos = np.minimum(np.searchsorted(keys, ids), len(keys) - 1)
         return np.where(keys[pos] == ids, rows[pos], -1)
+
+    def rows_matching(self, ids: np.ndarray) -> np.ndarray:
+        """Every row (current or superseded) that holds one of the ids."""
+        if self._identity:
+            ids = np.asarray(ids, dtype=np.int64)
+            return ids[(ids >= 0) & (ids < self._rows)]
+        return np.flatnonzero(np.isin(np.asarray(self.ids), ids)).astype(np.int64)
 
     def _build_map(self) -> tuple[np.ndarray, np.ndarray]:
         ids = np.asarray(self.ids)
@@ -102,16 +148,14 @@ class VectorFile:
         return keys[last], order[last].astype(np.int64)
 
     def bytes_in_ram(self) -> int:
-        """RAM held beyond the page cache: the id -> row map when ids are not row numbers."""
-        if self._map is None:
-            return 0
-        return int(self._map[0].nbytes + self._map[1].nbytes)
+        """RAM beyond the page cache: the id -> row map, when ids are not row numbers."""
+        return 0 if self._map is None else int(self._map[0].nbytes + self._map[1].nbytes)
 
     def bytes_on_disk(self) -> int:
-        return os.path.getsize(self._vec_path) + os.path.getsize(self._ids_path)
+        return os.path.getsize(self.path) + os.path.getsize(self._ids_path)
 
 
-def _memmap(path: Path, dtype: type, shape: tuple[int, ...]) -> np.ndarray:
+def _memmap(path: Path, dtype: type, shape: tuple[int, ...], offset: int) -> np.ndarray:
     if shape[0] == 0:
         return np.zeros(shape, dtype=dtype)
-    return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape, offset=offset)

@@ -1,0 +1,28 @@
+"""pith configurations as benchmark builders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.harness import K, Built, Builder
+from index import SearchParams, build_index
+
+
+def pith(encoder: dict[str, Any], index: dict[str, Any], params: SearchParams | None = None) -> Builder:
+    """Build a pith index (train, add ids 0..n-1) and search it with `params`."""
+
+    def build(xb: np.ndarray, folder: Path) -> Built:
+        idx = build_index(encoder, index, xb.shape[1], folder=folder)
+        idx.train(xb)
+        idx.add(np.arange(len(xb)), xb)
+        n = len(xb)
+
+        def search(q: np.ndarray) -> np.ndarray:
+            return idx.search(q, K, params).ids
+
+        return Built(search, idx.bytes_in_ram() / n, idx.bytes_on_disk() / n)
+
+    return build

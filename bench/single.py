@@ -1,0 +1,82 @@
+"""The single-vector benchmark: FAISS baselines and pith configurations in one run."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from bench import baselines as fb
+from bench.datasets.base import VectorDataset
+from bench.harness import K, Builder, Context, measure
+from bench.pith_configs import pith
+from bench.report import Row
+from index import SearchParams
+
+Config = tuple[str, bool, Builder]
+
+
+def context(ds: VectorDataset, n_queries: int, seed: int, workdir: Path) -> Context:
+    """Sample queries (seeded) and compute the exact top-K with IndexFlatIP."""
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(ds.xq), size=min(n_queries, len(ds.xq)), replace=False))
+    xq, qrels = np.ascontiguousarray(ds.xq[pick]), ds.qrels[pick]
+    exact = faiss.IndexFlatIP(ds.xb.shape[1])
+    exact.add(ds.xb)
+    truth = exact.search(xq, K)[1]
+    return Context(ds.name, ds.xb, xq, qrels, truth, workdir)
+
+
+def pq_spec(m: int, **kw: object) -> dict[str, object]:
+    return {"kind": "pq", "m": m, **kw}
+
+
+def configs(dim: int) -> list[Config]:
+    """Baselines first, then pith; names are what the README table shows."""
+    rr100 = {"rerank": {"enabled": True, "oversample": 10}}
+    m48 = dim // 8
+    return [
+        ("faiss IndexFlatIP", True, fb.flat_ip()),
+        ("faiss HNSW32,Flat ef64", True, fb.hnsw_flat(32, 64)),
+        (f"faiss PQ{m48}", True, fb.factory(f"PQ{m48}")),
+        (f"faiss OPQ{m48},PQ{m48}", True, fb.factory(f"OPQ{m48},PQ{m48}")),
+        (f"faiss PQ{2 * m48}", True, fb.factory(f"PQ{2 * m48}")),
+        ("faiss sign bits (BinaryFlat)", True, fb.sign_bits()),
+        ("faiss sign bits + rerank 100", True, fb.sign_bits(100)),
+        (f"faiss IVF1024,PQ{m48} nprobe32", True, fb.factory(f"IVF1024,PQ{m48}", 32)),
+        (
+            f"faiss IVF512,PQ{2 * m48}x4fs nprobe128 + rerank 100 (fp16 mmap)",
+            True,
+            fb.refine_from_disk(f"IVF512,PQ{2 * m48}x4fs", 128, 100),
+        ),
+        ("pith float16 flat", False, pith({"kind": "float16"}, {"kind": "flat"})),
+        (f"pith pq m{m48}", False, pith(pq_spec(m48), {"kind": "flat"})),
+        (f"pith pq m{m48} unbalanced", False, pith(pq_spec(m48, balanced=False), {"kind": "flat"})),
+        (f"pith pq m{m48} + rerank 100", False, pith(pq_spec(m48), {"kind": "flat", **rr100})),
+    ]
+
+
+def run_single(
+    ds: VectorDataset,
+    n_queries: int,
+    seed: int,
+    workdir: Path,
+    only: Callable[[str], bool] = lambda name: True,
+    extra: Sequence[Config] = (),
+) -> list[Row]:
+    """Measure every configuration (filtered by `only`) on `ds`."""
+    ctx = context(ds, n_queries, seed, workdir)
+    rows = []
+    for name, baseline, builder in [*configs(ds.xb.shape[1]), *extra]:
+        if not only(name):
+            continue
+        row = measure(ctx, name, baseline, builder)
+        print(f"  {name}: R@10 {row.recall_at_10:.3f}  {row.qps:,.0f} QPS", file=sys.stderr, flush=True)
+        rows.append(row)
+    return rows
+
+
+__all__ = ["SearchParams", "run_single"]
