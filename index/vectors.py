@@ -42,7 +42,9 @@ class VectorFile:
         self._vectors: np.ndarray | None = None
         self._ids: np.ndarray | None = None
         self._map: tuple[np.ndarray, np.ndarray] | None = None
-        self._identity = bool(np.array_equal(self.ids, np.arange(self._rows)))
+        ids = np.asarray(self.ids)
+        self._identity = bool(np.array_equal(ids, np.arange(self._rows)))
+        self._sorted = bool(np.all(ids[1:] > ids[:-1]))
 
     def _recover(self) -> int:
         """Rows both files hold completely; longer tails (a crash mid-append) are cut."""
@@ -72,6 +74,7 @@ class VectorFile:
         """Append rows (ids, float16(x)); returns their row numbers. A later row for the same
         id supersedes earlier ones in `rows_of`."""
         start = self._rows
+        last = np.asarray(self.ids[start - 1 : start]) if start else np.zeros(0, np.int64)
         with open(self._ids_path, "ab") as f:
             f.write(np.ascontiguousarray(ids, dtype=np.int64).tobytes())
         with open(self.path, "ab") as f:
@@ -80,6 +83,7 @@ class VectorFile:
         self._write_count(self._rows)
         rows = np.arange(start, self._rows, dtype=np.int64)
         self._identity = self._identity and bool(np.array_equal(ids, rows))
+        self._sorted = self._sorted and bool(np.all(np.diff(np.concatenate([last, ids])) > 0))
         self._faiss = self._vectors = self._ids = self._map = None
         return rows
 
@@ -124,9 +128,12 @@ class VectorFile:
         ids = np.asarray(ids, dtype=np.int64)
         if self._identity:
             return np.where((ids >= 0) & (ids < self._rows), ids, -1)
-        if self._map is None:
-            self._map = self._build_map()
-        keys, rows = self._map
+        if self._sorted:  # increasing ids (the server's): binary search on the mapped file
+            keys, rows = np.asarray(self.ids), np.arange(self._rows, dtype=np.int64)
+        else:
+            if self._map is None:
+                self._map = self._build_map()
+            keys, rows = self._map
         if len(keys) == 0:
             return np.full(ids.shape, -1, dtype=np.int64)
         pos = np.minimum(np.searchsorted(keys, ids), len(keys) - 1)
@@ -134,9 +141,10 @@ class VectorFile:
 
     def rows_matching(self, ids: np.ndarray) -> np.ndarray:
         """Every row (current or superseded) that holds one of the ids."""
-        if self._identity:
-            ids = np.asarray(ids, dtype=np.int64)
-            return ids[(ids >= 0) & (ids < self._rows)]
+        ids = np.asarray(ids, dtype=np.int64)
+        if self._identity or self._sorted:
+            rows = self.rows_of(ids)
+            return rows[rows >= 0]
         return np.flatnonzero(np.isin(np.asarray(self.ids), ids)).astype(np.int64)
 
     def _build_map(self) -> tuple[np.ndarray, np.ndarray]:
