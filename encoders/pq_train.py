@@ -18,24 +18,25 @@ def sq_distances(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     return d.clamp_(min=0.0)
 
 
-def sinkhorn_assign(dist: torch.Tensor, epsilon: float, iterations: int) -> torch.Tensor:
+def sinkhorn_assign(
+    dist: torch.Tensor, epsilon: float, iterations: int, v: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Balanced hard assignment (g, n): argmax of the entropic transport plan whose rows
     (points) carry mass 1/n and columns (centroids) mass 1/k. epsilon is relative to the
-    mean distance, so the same setting works whatever the scale of the data."""
+    mean distance, so the same setting works whatever the scale of the data.
+
+    Returns the assignment and the column scaling v (g, k, 1); passing v back in on the next
+    k-means iteration warm-starts Sinkhorn, so a few iterations per step suffice.
+    """
     g, n, k = dist.shape
     scale = dist.mean(dim=(1, 2), keepdim=True) * epsilon + 1e-12
     kernel = torch.exp(-(dist - dist.amin(2, keepdim=True)) / scale)  # each row keeps a 1
     u = torch.full((g, 1, n), 1.0 / n)
-    v = torch.ones((g, k, 1))
+    v = torch.ones((g, k, 1)) if v is None else v
     for _ in range(iterations):
-        v = (1.0 / k) / torch.bmm(u, kernel).transpose(1, 2).clamp_(min=1e-30)
         u = (1.0 / n) / torch.bmm(kernel, v).transpose(1, 2).clamp_(min=1e-30)
-    return (kernel * v.transpose(1, 2)).argmax(2)
-
-
-def _assign(x: torch.Tensor, c: torch.Tensor, balanced: bool, eps: float, iters: int) -> torch.Tensor:
-    dist = sq_distances(x, c)
-    return sinkhorn_assign(dist, eps, iters) if balanced else dist.argmin(2)
+        v = (1.0 / k) / torch.bmm(u, kernel).transpose(1, 2).clamp_(min=1e-30)
+    return (kernel * v.transpose(1, 2)).argmax(2), v
 
 
 def _update(x: torch.Tensor, assign: torch.Tensor, c: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
@@ -73,10 +74,15 @@ def train_codebooks(
     else:
         c = torch.from_numpy(np.ascontiguousarray(init, dtype=np.float32)).clone()
     group = max(1, _GROUP_BYTES // (n * k * 8))
+    v = torch.ones((m, k, 1))  # Sinkhorn column scalings, carried across iterations
     for _ in range(iterations):
         for s in range(0, m, group):
             sl = slice(s, s + group)
-            assign = _assign(xs[sl], c[sl], balanced, epsilon, sinkhorn_iterations)
+            dist = sq_distances(xs[sl], c[sl])
+            if balanced:
+                assign, v[sl] = sinkhorn_assign(dist, epsilon, sinkhorn_iterations, v[sl])
+            else:
+                assign = dist.argmin(2)
             c[sl] = _update(xs[sl], assign, c[sl], rng)
     return c.numpy()
 
