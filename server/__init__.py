@@ -1,0 +1,1 @@
+"""pith server: the REST API (FastAPI) over the service layer in server.service."""

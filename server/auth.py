@@ -1,0 +1,65 @@
+"""API keys: `Authorization: Bearer <key>` or `api-key: <key>`; the read-write key may do
+everything, the read-only key may only read (403 on writes). Keys are compared in constant
+time and never logged. With no key configured the API is open."""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Request
+from pydantic import SecretStr
+
+from server.errors import Forbidden, Unauthorized
+from server.service.collection import Collection
+from server.service.errors import Unavailable
+from server.service.registry import Service
+from server.settings import Settings
+
+
+def presented_key(request: Request) -> str | None:
+    """The key a request carries, if any."""
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    return request.headers.get("api-key")
+
+
+def _matches(presented: str, key: SecretStr | None) -> bool:
+    if key is None:
+        return False
+    return hmac.compare_digest(presented.encode(), key.get_secret_value().encode())
+
+
+def access_level(settings: Settings, presented: str | None) -> str:
+    """ "write", "read", or raises Unauthorized."""
+    if settings.api_key is None and settings.read_only_api_key is None:
+        return "write"
+    if presented is None:
+        raise Unauthorized("missing API key (Authorization: Bearer <key> or api-key header)")
+    if _matches(presented, settings.api_key):
+        return "write"
+    if _matches(presented, settings.read_only_api_key):
+        return "read"
+    raise Unauthorized("invalid API key")
+
+
+async def require_read(request: Request) -> None:
+    """Any valid key (or none needed)."""
+    access_level(request.app.state.settings, presented_key(request))
+
+
+async def require_write(request: Request) -> None:
+    """The read-write key (or none needed)."""
+    if access_level(request.app.state.settings, presented_key(request)) != "write":
+        raise Forbidden("this API key is read-only")
+
+
+def readable_collection(request: Request, name: str) -> Collection:
+    """Auth (read) and collection lookup in one call, for hot routes without dependencies."""
+    access_level(request.app.state.settings, presented_key(request))
+    service: Service | None = getattr(request.app.state, "service", None)
+    if service is None or not service.ready:
+        raise Unavailable("the server is loading its collections")
+    return service.get(name)

@@ -1,0 +1,1 @@
+"""Routers, one per resource; handlers parse, call the service, map the result."""

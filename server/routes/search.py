@@ -1,0 +1,122 @@
+"""Search: one query, or a batch of queries, with filters applied inside the index scan."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from index import SearchParams
+from server.auth import readable_collection, require_read
+from server.bodies import parse_json_model, query_vectors
+from server.deps import CollectionDep
+from server.errors import ERRORS_COMMON, FastJSON
+from server.openapi import json_body
+from server.schemas import BatchSearchRequest, BatchSearchResponse, SearchRequest, SearchResponse
+from server.service.batching import Result, search_grouped
+from server.service.collection import Collection, Hit, Query
+from server.service.vectors import Vectors
+
+router = APIRouter(tags=["search"], responses=ERRORS_COMMON)
+
+
+def prepare_query(
+    req: SearchRequest, collection: Collection, vectors: Vectors | None = None
+) -> Query:
+    """Request -> service query: vectors validated (or text embedded), defaults resolved."""
+    p, spec = req.params, collection.spec
+    params = SearchParams(
+        nprobe=p.nprobe,
+        ef_search=p.ef_search,
+        rerank=p.rerank if p.rerank is not None else spec.rerank,
+        oversample=p.oversample if p.oversample is not None else spec.oversample,
+    )
+    flt = None if req.filter is None or req.filter.is_empty() else req.filter
+    if vectors is None:
+        vectors = query_vectors(req, collection)
+    return Query(vectors, req.k, flt, params, req.with_payload, req.with_vectors)
+
+
+def hit_body(hit: Hit) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": hit.id, "score": hit.score}
+    if hit.payload is not None:
+        out["payload"] = hit.payload
+    if hit.vector is not None:
+        out["vector"] = hit.vector
+    return out
+
+
+SearchItem = tuple[Collection, SearchRequest]
+
+
+def answer_requests(items: list[SearchItem]) -> list[Result | BaseException]:
+    """On a search thread: validate (or embed) each query, then search them in groups."""
+    prepared = prepare_all(items)
+    answers = iter(search_grouped([p for p in prepared if not isinstance(p, BaseException)]))
+    return [p if isinstance(p, BaseException) else next(answers) for p in prepared]
+
+
+def prepare_all(items: list[SearchItem]) -> list[tuple[Collection, Query] | BaseException]:
+    """Queries of a batch; plain single vectors of one collection are validated together."""
+    out: list[tuple[Collection, Query] | BaseException | None] = [None] * len(items)
+    plain: dict[int, list[int]] = {}
+    for i, (collection, req) in enumerate(items):
+        if req.vector is not None and not collection.spec.multivector:
+            plain.setdefault(id(collection), []).append(i)
+    for members in plain.values():
+        collection = items[members[0]][0]
+        try:
+            stacked = collection.vectors([items[i][1].vector for i in members], None, "vector")
+        except Exception:  # someone's vector is wrong: each is checked alone below
+            continue
+        for row, i in enumerate(members):
+            out[i] = (
+                collection,
+                prepare_query(items[i][1], collection, Vectors(stacked.data[row : row + 1])),
+            )
+    for i, (collection, req) in enumerate(items):
+        if out[i] is None:
+            try:
+                out[i] = (collection, prepare_query(req, collection))
+            except Exception as exc:  # this request's own 400, the others go on
+                out[i] = exc
+    return [p for p in out if p is not None]
+
+
+@router.post(
+    "/collections/{name}/search",
+    summary="Search: the k nearest points to a vector, token vectors or text",
+    description="Scores: ip/cosine report the inner product (larger is better); l2 reports "
+    "the Euclidean distance (smaller is better); multi-vector collections report the "
+    "Chamfer sum. A filter restricts the scan itself: k hits come back whenever k points "
+    "pass it. Concurrent searches are batched into one index call.",
+    response_model=SearchResponse,
+    openapi_extra=json_body(SearchRequest),
+)
+async def search(name: str, request: Request) -> Response:
+    return await search_response(request, name)
+
+
+async def search_response(request: Request, name: str) -> Response:
+    """The search handler, shared with the fast path (server/fastpath.py): no FastAPI
+    dependencies or body model, one pydantic JSON parse, the rest on a search thread."""
+    collection = readable_collection(request, name)
+    body = parse_json_model(SearchRequest, await request.body())
+    (hits,) = await request.app.state.dispatcher.submit((collection, body))
+    return FastJSON({"hits": [hit_body(h) for h in hits]})
+
+
+@router.post(
+    "/collections/{name}/search/batch",
+    summary="Several searches in one request",
+    response_model=BatchSearchResponse,
+    dependencies=[Depends(require_read)],
+)
+async def search_batch(
+    collection: CollectionDep, body: BatchSearchRequest, request: Request
+) -> Response:
+    dispatcher = request.app.state.dispatcher
+    answers = await asyncio.gather(*(dispatcher.submit((collection, one)) for one in body.searches))
+    results = [hits for (hits,) in answers]
+    return FastJSON({"results": [{"hits": [hit_body(h) for h in hits]} for hits in results]})

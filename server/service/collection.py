@@ -1,0 +1,251 @@
+"""A collection: the service-level API over one store, one payload index and one live index.
+It knows nothing of HTTP; every method is synchronous and thread-safe (CPU-heavy ones are
+meant to run in the server's bounded thread pool; writes go through the collection's writer)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import InvalidInput, NotFound
+from index import SearchParams, SearchResult
+from server.service.filters import Filter, select
+from server.service.ids import PointId, id_value
+from server.service.maintenance import WriteHandler, checkpoint, dirty
+from server.service.snapshots import write_snapshot
+from server.service.state import CollectionState
+from server.service.store import PointRow
+from server.service.trainer import start_training
+from server.service.vectors import Vectors, prepare
+from server.service.writer import Control, Writer
+from server.service.writes import Delete, Upsert, WriteResult
+
+MAX_K = 10_000
+WIDE = 1 << 20  # nprobe past any nlist: the library clamps it to a full scan
+WIDE_EF = 256
+
+
+@dataclass(frozen=True)
+class Point:
+    """A stored point as the API returns it."""
+
+    id: PointId
+    version: int
+    payload: dict[str, Any] | None
+    vector: Any | None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: for l2 collections `score` is the Euclidean distance."""
+
+    id: PointId
+    score: float
+    payload: dict[str, Any] | None
+    vector: Any | None
+
+
+@dataclass(frozen=True)
+class Query:
+    """A prepared search: vectors validated, filter parsed, params resolved."""
+
+    vectors: Vectors
+    k: int
+    filter: Filter | None = None
+    params: SearchParams = dataclasses.field(default_factory=SearchParams)
+    with_payload: bool = True
+    with_vectors: bool = False
+
+
+class Collection:
+    """See the module docstring."""
+
+    def __init__(self, st: CollectionState) -> None:
+        self.st = st
+        self.name = st.name
+        self.spec = st.spec
+        handler = WriteHandler(st, lambda: start_training(st, self.writer.submit))
+        self.writer = Writer(st.name, handler, st.options.checkpoint_idle_s)
+        self._handler = handler
+        handler.maybe_train()  # a run cut short by a restart starts again
+
+    # inputs --------------------------------------------------------------------------------
+    def vectors(
+        self, data: object, offsets: object | None = None, name: str = "vectors"
+    ) -> Vectors:
+        """Validate raw vectors (or packed token vectors) into the stored form."""
+        if self.spec.multivector and offsets is None:
+            raise InvalidInput(f"{name}: this collection holds multi-vectors (token matrices)")
+        if not self.spec.multivector and offsets is not None:
+            raise InvalidInput(f"{name}: this collection holds single vectors, not token matrices")
+        return prepare(data, self.spec.dim, offsets, self.spec.metric == "cosine", name)
+
+    def embed(self, texts: list[str], name: str = "text") -> Vectors:
+        """Texts -> vectors with the collection's embedder (pooled, or tokens if multi)."""
+        embedder = self.spec.embedder
+        if embedder is None:
+            raise InvalidInput(f"{name}: collection {self.name!r} has no embedder; send vectors")
+        if any(not t.strip() for t in texts):
+            raise InvalidInput(f"{name}: empty text")
+        if self.spec.multivector:
+            data, offsets = self.st.embedders.tokens(embedder, texts)
+            return self.vectors(data, offsets, name)
+        return self.vectors(self.st.embedders.pooled(embedder, texts), None, name)
+
+    # writes --------------------------------------------------------------------------------
+    def upsert(
+        self, keys: list[str], vectors: Vectors, payloads: list[dict[str, Any] | None], wait: bool
+    ) -> Future[WriteResult]:
+        """Insert or replace points; the future resolves once logged (wait=False) or applied."""
+        if not (len(keys) == len(vectors) == len(payloads)):
+            raise InvalidInput(
+                f"{len(keys)} ids for {len(vectors)} vectors and {len(payloads)} payloads"
+            )
+        return self.writer.submit(Upsert(keys, vectors, payloads, wait))
+
+    def delete(self, keys: list[str] | None, flt: Filter | None, wait: bool) -> Future[WriteResult]:
+        """Delete points by key or by filter."""
+        if (keys is None) == (flt is None):
+            raise InvalidInput("delete takes either ids or a filter")
+        return self.writer.submit(Delete(keys, flt, wait))
+
+    def train(self) -> Future[str]:
+        """Start (or join) a training run; resolves when the trained index serves searches."""
+        return start_training(self.st, self.writer.submit)
+
+    def snapshot(self, target: Path) -> Future[Path]:
+        """A consistent tarball of store and index, written on the writer thread."""
+        return self.writer.submit(Control(lambda: write_snapshot(self.st, target)))
+
+    # reads ---------------------------------------------------------------------------------
+    def search(self, query: Query) -> list[list[Hit]]:
+        """Top-k per query; the filter restricts the index scan itself."""
+        if not 1 <= query.k <= MAX_K:
+            raise InvalidInput(f"k must be in [1, {MAX_K}], got {query.k}")
+        live, nq = self.st.live, len(query.vectors)
+        with live.lock.read():
+            allowed = None if query.filter is None else select(query.filter, self.st.payloads)
+            if allowed is not None and len(allowed) == 0:
+                return [[] for _ in range(nq)]
+            result = live.search(query.vectors, query.k, query.params, allowed)
+            if allowed is not None:
+                result = self._widen(result, query, allowed)
+            rows = self._rows(result.ids, query.with_payload, query.with_vectors)
+        return [self._hits(s, i, rows) for s, i in zip(result.scores, result.ids, strict=True)]
+
+    def _rows(self, ids: np.ndarray, with_payload: bool, with_vectors: bool) -> dict[int, PointRow]:
+        """Rows of the hits: from the store, or (ids only) from the in-memory key map."""
+        found = np.unique(ids[ids >= 0]).tolist()
+        if with_payload or with_vectors:
+            return self.st.store.fetch(found, with_payload, with_vectors)
+        keys = ((iid, self.st.payloads.key_of(iid)) for iid in found)
+        return {iid: PointRow(iid, key, 0, None, None) for iid, key in keys if key is not None}
+
+    def _widen(self, result: SearchResult, query: Query, allowed: np.ndarray) -> SearchResult:
+        """Queries a filtered, partial scan (IVF probes, HNSW beam) left short of k hits
+        although enough points pass the filter are answered again scanning everything."""
+        wanted = min(query.k, len(allowed))
+        short = np.flatnonzero((result.ids >= 0).sum(axis=1) < wanted)
+        if not len(short):
+            return result
+        wide = dataclasses.replace(query.params, nprobe=WIDE, ef_search=max(query.k, 4 * WIDE_EF))
+        again = self.st.live.search(query.vectors.take(short), query.k, wide, allowed)
+        scores, ids = result.scores.copy(), result.ids.copy()
+        scores[short], ids[short] = again.scores, again.ids
+        return SearchResult(scores, ids)
+
+    def _hits(self, scores: np.ndarray, ids: np.ndarray, rows: dict[int, PointRow]) -> list[Hit]:
+        out = []
+        for score, iid in zip(scores.tolist(), ids.tolist(), strict=True):
+            row = rows.get(iid)
+            if row is None:
+                continue
+            if self.spec.metric == "l2":
+                score = float(np.sqrt(max(score, 0.0)))
+            out.append(Hit(id_value(row.key), score, row.payload, self._vector(row.vector)))
+        return out
+
+    def _vector(self, blob: bytes | None) -> Any | None:
+        if blob is None:
+            return None
+        x = np.frombuffer(blob, dtype="<f2").astype(np.float32)
+        return x.reshape(-1, self.spec.dim).tolist() if self.spec.multivector else x.tolist()
+
+    def _point(self, row: PointRow) -> Point:
+        return Point(id_value(row.key), row.version, row.payload, self._vector(row.vector))
+
+    def get(self, key: str, with_vector: bool) -> Point:
+        row = self.st.store.get(key, with_vector)
+        if row is None:
+            raise NotFound(f"point {key} not found in collection {self.name!r}")
+        return self._point(row)
+
+    def scroll(
+        self, flt: Filter | None, cursor: int, limit: int, with_payload: bool, with_vectors: bool
+    ) -> tuple[list[Point], int | None]:
+        """Points after `cursor` (an internal id) in insertion order, and the next cursor."""
+        if flt is None:
+            rows = self.st.store.page(cursor, limit + 1, with_payload, with_vectors)
+        else:
+            ids = select(flt, self.st.payloads)
+            ids = ids[np.searchsorted(ids, cursor, side="right") :][: limit + 1]
+            found = self.st.store.fetch(ids.tolist(), with_payload, with_vectors)
+            rows = [found[i] for i in ids.tolist() if i in found]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return [self._point(r) for r in rows], (rows[-1].iid if more and rows else None)
+
+    def count(self, flt: Filter | None) -> int:
+        if flt is None:
+            return len(self.st.payloads)
+        return len(select(flt, self.st.payloads))
+
+    def info(self) -> dict[str, Any]:
+        """Spec, sizes, training state and log positions."""
+        st, live = self.st, self.st.live
+        with live.lock.read():
+            ram, disk, indexed = (
+                live.engine.bytes_in_ram(),
+                live.engine.bytes_on_disk(),
+                live.engine.ntotal,
+            )
+        store_bytes = sum(p.stat().st_size for p in st.folder.glob("store.sqlite*"))
+        return {
+            "name": self.name,
+            "spec": self.spec.to_json(),
+            "points": len(st.payloads),
+            "indexed_points": indexed,
+            "bytes_in_ram": ram,
+            "bytes_on_disk": disk + store_bytes,
+            "index_bytes_on_disk": disk,
+            "store_bytes_on_disk": store_bytes,
+            "training": {
+                "state": st.training.state,
+                "trained": live.trained,
+                "error": st.training.error,
+                "last_duration_s": st.training.last_duration_s,
+                "train_size": self.spec.train_size,
+            },
+            "applied_seq": live.seq,
+            "checkpoint_seq": st.checkpoint.seq if st.checkpoint else None,
+            "pending_operations": self.writer.pending,
+        }
+
+    # lifecycle -----------------------------------------------------------------------------
+    def close(self, save: bool = True) -> None:
+        """Finish queued writes, checkpoint if needed, stop the writer, close the store."""
+        if save:  # on failure close anyway: the log still holds every acknowledged write
+            with contextlib.suppress(Exception):
+                self.writer.submit(Control(self._final_checkpoint)).result()
+        self.writer.stop()
+        self.st.store.close()
+
+    def _final_checkpoint(self) -> None:
+        if dirty(self.st):
+            checkpoint(self.st)

@@ -1,0 +1,19 @@
+"""Service errors beyond core.errors (each owns its HTTP status and code, like those)."""
+
+from __future__ import annotations
+
+from core.errors import PithError
+
+
+class DiskFull(PithError):
+    """A write failed because the disk is full; nothing was acknowledged."""
+
+    status = 507
+    code = "disk_full"
+
+
+class Unavailable(PithError):
+    """The service is starting or the collection is closing: retry later."""
+
+    status = 503
+    code = "not_ready"

@@ -1,0 +1,77 @@
+"""Background training: fit the collection's encoder and index on a seeded sample, fill the
+new index with every live point, replay what arrived meanwhile, and swap it in atomically
+on the writer thread (searches keep answering from the old index until then)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from server.service.engines import CollectionIndex, final_engine
+from server.service.maintenance import checkpoint
+from server.service.replay import catch_up, fill, read_sample
+from server.service.state import CollectionState
+from server.service.store import Counters
+from server.service.writer import Control, resolve
+
+log = logging.getLogger("pith.trainer")
+Submit = Callable[[Control], Future[Any]]
+
+
+def start_training(st: CollectionState, submit: Submit) -> Future[str]:
+    """Start a training run in a thread (or join the running one); the future resolves to
+    "trained" once the new index serves searches."""
+    done: Future[str] = Future()
+    if not st.training.begin():
+        return st.training.future or done
+    st.training.future = done
+    thread = threading.Thread(
+        target=_run, args=(st, submit, done), name=f"pith-train-{st.name}", daemon=True
+    )
+    thread.start()
+    return done
+
+
+def _run(st: CollectionState, submit: Submit, done: Future[str]) -> None:
+    folder = st.index_folder.allocate()
+    try:
+        t0 = time.perf_counter()
+        engine, counters = _build(st, folder)
+        swap = Control(lambda: _swap_in(st, engine, folder, counters))
+        submit(swap).result()
+        st.telemetry.observe("index_build", st.name, time.perf_counter() - t0)
+        resolve(done, "trained")
+    except BaseException as exc:
+        log.warning("training %s failed: %s", st.name, exc)
+        st.index_folder.release(folder)
+        st.training.finish(st.live.trained, error=f"{type(exc).__name__}: {exc}")
+        resolve(done, error=exc)
+
+
+def _build(st: CollectionState, folder: Path) -> tuple[CollectionIndex, Counters]:
+    """Train on a sample, fill with all points, replay what came meanwhile (off the writer)."""
+    sample = read_sample(st.store, st.spec, st.options.train_sample, st.options.seed)
+    engine = final_engine(st.spec, folder)
+    t0 = time.perf_counter()
+    engine.train(sample)
+    st.telemetry.observe("training", st.name, time.perf_counter() - t0)
+    del sample
+    with st.store.snapshot() as conn:
+        counters = fill(engine, conn, st.spec)
+    with st.store.snapshot() as conn:
+        return engine, catch_up(engine, conn, st.spec, counters.last_seq, counters.next_iid)
+
+
+def _swap_in(st: CollectionState, engine: CollectionIndex, folder: Path, at: Counters) -> None:
+    """On the writer thread: replay the last ops, swap, checkpoint the trained index."""
+    with st.store.snapshot() as conn:
+        catch_up(engine, conn, st.spec, at.last_seq, at.next_iid)
+    old = st.live.swap(engine, folder, trained=True)
+    st.index_folder.release(old)
+    st.training.finish(True)
+    checkpoint(st)

@@ -1,0 +1,71 @@
+"""Helpers of the server tests: seeded vectors, request bodies, readiness, and a small
+deterministic text embedder standing in for MiniLM."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Callable
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+from embed.minilm import TokenBatch
+from server.service.embedders import Embedders
+
+FAST_PQ = {"kind": "pq", "m": 8, "nbits": 4, "iterations": 3, "opq": False, "balanced": False}
+
+
+class WordEmbedder:
+    """Bag of hashed words -> 384-d unit vectors: texts sharing words are close."""
+
+    dim = 384
+
+    def _word(self, word: str) -> np.ndarray:
+        seed = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+        return np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
+
+    def _tokens(self, text: str) -> np.ndarray:
+        words = re.findall(r"[a-z0-9]+", text.lower()) or ["<empty>"]
+        rows = np.stack([self._word(w) for w in words])
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.stack([self._tokens(t).sum(0) for t in texts])
+        return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
+
+    def encode_tokens(self, texts: list[str]) -> TokenBatch:
+        parts = [self._tokens(t) for t in texts]
+        offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
+        return TokenBatch(np.concatenate(parts).astype(np.float32), offsets)
+
+
+def fake_embedders() -> Embedders:
+    return Embedders({"minilm": WordEmbedder})
+
+
+def wait_ready(client: TestClient, timeout_s: float = 30.0) -> None:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if client.get("/readyz").status_code == 200:
+            return
+        time.sleep(0.02)
+    raise AssertionError("server never became ready")
+
+
+def unit_rows(n: int, dim: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def points_body(
+    x: np.ndarray, ids: list[int] | None = None, payload: Callable[[int], dict] | None = None
+) -> dict:
+    ids = list(range(len(x))) if ids is None else ids
+    return {
+        "points": [
+            {"id": i, "vector": v.tolist(), "payload": payload(i) if payload else {"i": i}}
+            for i, v in zip(ids, x, strict=True)
+        ]
+    }
