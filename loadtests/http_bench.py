@@ -13,6 +13,12 @@ many new points into the trained collection. Prints a table; gates nothing.
 
 from __future__ import annotations
 
+import os
+
+# the same native thread settings as `pith serve` (set before numpy loads), so the in-process
+# baseline and the server run the library alike
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import argparse
 import asyncio
 import base64
@@ -50,7 +56,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=20.0, help="seconds per search measurement")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--batch", type=int, default=1000)
-    p.add_argument("--ingest-clients", type=int, default=4)
+    p.add_argument("--ingest-clients", type=int, default=8)
     p.add_argument("--train-sample", type=int, default=32_768, help="server PITH_TRAIN_SAMPLE")
     p.add_argument("--data", type=Path, default=None, help="data folder (default: a temp one)")
     return p.parse_args()
@@ -126,6 +132,8 @@ def http_search(
 
 def library_search(data: Path, xq: np.ndarray, args: argparse.Namespace) -> dict[str, float]:
     """The same index (the server's last checkpoint), searched in-process by threads."""
+    import faiss
+
     from index import SearchParams, load_index
 
     root = data / "collections" / NAME / "index"
@@ -137,6 +145,7 @@ def library_search(data: Path, xq: np.ndarray, args: argparse.Namespace) -> dict
     stop_at = time.perf_counter() + args.duration
 
     def worker(w: int) -> None:
+        faiss.omp_set_num_threads(1)  # as the server's search threads
         i = w
         while time.perf_counter() < stop_at:
             t0 = time.perf_counter()

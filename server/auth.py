@@ -9,10 +9,9 @@ import hmac
 from fastapi import Request
 from pydantic import SecretStr
 
+from server.deps import SettingsDep, ready_service
 from server.errors import Forbidden, Unauthorized
 from server.service.collection import Collection
-from server.service.errors import Unavailable
-from server.service.registry import Service
 from server.settings import Settings
 
 
@@ -45,21 +44,18 @@ def access_level(settings: Settings, presented: str | None) -> str:
     raise Unauthorized("invalid API key")
 
 
-async def require_read(request: Request) -> None:
+async def require_read(request: Request, settings: SettingsDep) -> None:
     """Any valid key (or none needed)."""
-    access_level(request.app.state.settings, presented_key(request))
+    access_level(settings, presented_key(request))
 
 
-async def require_write(request: Request) -> None:
+async def require_write(request: Request, settings: SettingsDep) -> None:
     """The read-write key (or none needed)."""
-    if access_level(request.app.state.settings, presented_key(request)) != "write":
+    if access_level(settings, presented_key(request)) != "write":
         raise Forbidden("this API key is read-only")
 
 
 def readable_collection(request: Request, name: str) -> Collection:
     """Auth (read) and collection lookup in one call, for hot routes without dependencies."""
     access_level(request.app.state.settings, presented_key(request))
-    service: Service | None = getattr(request.app.state, "service", None)
-    if service is None or not service.ready:
-        raise Unavailable("the server is loading its collections")
-    return service.get(name)
+    return ready_service(request).get(name)

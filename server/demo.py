@@ -19,7 +19,7 @@ SPEC = {
     "dim": 384,
     "metric": "cosine",
     "embedder": "minilm",
-    "encoder": {"kind": "pq", "m": 48, "nbits": 8},
+    "encoder": {"kind": "pq", "m": 96, "nbits": 4},
     "index": {"kind": "flat", "rerank": {"enabled": True, "oversample": 10}},
     "train_size": 2000,
 }

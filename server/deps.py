@@ -15,15 +15,21 @@ from server.settings import Settings
 
 
 async def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    """The settings the app was built with (read once, at start)."""
+    settings: Settings = request.app.state.settings
+    return settings
 
 
-async def get_service(request: Request) -> Service:
+def ready_service(request: Request) -> Service:
     """The service, once its collections are loaded (503 before)."""
     service: Service | None = getattr(request.app.state, "service", None)
     if service is None or not service.ready:
         raise Unavailable("the server is loading its collections")
     return service
+
+
+async def get_service(request: Request) -> Service:
+    return ready_service(request)
 
 
 async def get_pool(request: Request) -> CpuPool:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import re
 
+import orjson
 from starlette.requests import Request
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.errors import PithError
 from server.errors import error_response
-from server.routes.search import search_response
+from server.routes.search import search_hits
 
 log = logging.getLogger("pith.fastpath")
 SEARCH = re.compile(r"^/collections/([^/]+)/search$")
@@ -34,10 +35,18 @@ class SearchFastPath:
         scope["route"] = self.route
         request = Request(scope, receive)
         try:
-            response = await search_response(request, match.group(1))
+            hits = await search_hits(request, match.group(1))
         except PithError as exc:
-            response = error_response(exc)
+            await error_response(exc)(scope, receive, send)
+            return
         except Exception:
             log.exception("unhandled error on POST %s", scope.get("path"))
-            response = error_response(PithError("internal error"))
-        await response(scope, receive, send)
+            await error_response(PithError("internal error"))(scope, receive, send)
+            return
+        body = orjson.dumps({"hits": hits}, option=orjson.OPT_SERIALIZE_NUMPY)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

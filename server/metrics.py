@@ -45,6 +45,20 @@ class Metrics:
             )
             for event in EVENTS
         }
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def request_done(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count and time one request (label children cached: this runs per request)."""
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe(self, event: str, collection: str, seconds: float) -> None:
         """Telemetry: record a training, index-build or checkpoint duration."""
@@ -118,6 +132,5 @@ class RequestMetrics:
             await self.app(scope, receive, send_wrapper)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            method = scope.get("method", "")
-            self.metrics.requests.labels(method, route, str(status["code"])).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            self.metrics.request_done(scope.get("method", ""), route, status["code"], elapsed)

@@ -12,7 +12,6 @@ from server.deps import CollectionDep, PoolDep, ServiceDep
 from server.errors import ERRORS_COMMON, WRITE_ERRORS, FastJSON, error_doc, validation_message
 from server.openapi import json_body
 from server.schemas import CollectionInfo, CollectionList, Status, TrainResponse
-from server.service.collection import Collection
 from server.service.spec import CollectionSpec
 
 router = APIRouter(tags=["collections"], responses=ERRORS_COMMON)
@@ -100,6 +99,3 @@ async def train_collection(collection: CollectionDep, wait: bool = False) -> Res
         await wait_for(future)
         return FastJSON({"state": collection.st.training.state}, status_code=200)
     return FastJSON({"state": collection.st.training.state}, status_code=202)
-
-
-__all__ = ["Collection", "router"]

@@ -101,10 +101,14 @@ async def search(name: str, request: Request) -> Response:
 async def search_response(request: Request, name: str) -> Response:
     """The search handler, shared with the fast path (server/fastpath.py): no FastAPI
     dependencies or body model, one pydantic JSON parse, the rest on a search thread."""
+    return FastJSON({"hits": await search_hits(request, name)})
+
+
+async def search_hits(request: Request, name: str) -> list[dict[str, Any]]:
     collection = readable_collection(request, name)
     body = parse_json_model(SearchRequest, await request.body())
     (hits,) = await request.app.state.dispatcher.submit((collection, body))
-    return FastJSON({"hits": [hit_body(h) for h in hits]})
+    return [hit_body(h) for h in hits]
 
 
 @router.post(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -23,33 +23,42 @@ EMPTY = np.zeros(0, dtype=np.int64)
 
 def value_key(value: object) -> Key | None:
     """The posting key of a scalar payload value (None for null and unsupported values)."""
-    if isinstance(value, bool):
+    kind = type(value)
+    if kind is str:
+        text: str = value  # type: ignore[assignment]
+        if len(text) > LONG_STRING:
+            return ("h", hashlib.blake2b(text.encode(), digest_size=16).digest())
+        return ("s", text)
+    if kind is bool:
         return ("b", value)
+    if kind is int or kind is float:
+        return ("n", value)
+    if isinstance(value, bool):
+        return ("b", bool(value))
     if isinstance(value, int | float):
         return ("n", value)
-    if isinstance(value, str):
-        if len(value) > LONG_STRING:
-            return ("h", hashlib.blake2b(value.encode(), digest_size=16).digest())
-        return ("s", value)
     return None
 
 
-def flatten(payload: dict[str, Any], prefix: str = "") -> Iterator[Entry]:
+def flatten(payload: dict[str, Any], prefix: str = "") -> list[Entry]:
     """(dotted path, key) of every scalar in a payload; list elements index under their path."""
+    out: list[Entry] = []
     for name, value in payload.items():
-        yield from _entries(f"{prefix}.{name}" if prefix else name, value)
+        _collect(out, f"{prefix}.{name}" if prefix else name, value)
+    return out
 
 
-def _entries(path: str, value: Any) -> Iterator[Entry]:
-    if isinstance(value, dict):
-        yield from flatten(value, path)
-    elif isinstance(value, list):
+def _collect(out: list[Entry], path: str, value: Any) -> None:
+    if type(value) is dict:
+        for name, inner in value.items():
+            _collect(out, f"{path}.{name}", inner)
+    elif type(value) is list:
         for item in value:
-            yield from _entries(path, item)
+            _collect(out, path, item)
     else:
         key = value_key(value)
         if key is not None:
-            yield path, key
+            out.append((path, key))
 
 
 def _sorted_ids(ids: Iterable[int], count: int) -> np.ndarray:
@@ -85,10 +94,25 @@ class PayloadIndex:
             self._all = None
 
     def add_many(self, points: Iterable[tuple[int, str, dict[str, Any] | None]]) -> None:
-        """Index many new points (start-up), under one lock acquisition."""
+        """Index many new points (start-up): one lock, caches dropped once at the end."""
         with self._lock:
+            postings, entries_of, keys = self._postings, self._entries, self._keys
             for iid, key, payload in points:
-                self.add(iid, key, payload)
+                keys[iid] = key
+                entries = tuple(dict.fromkeys(flatten(payload))) if payload else ()
+                entries_of[iid] = entries
+                for path, value in entries:
+                    by_value = postings.get(path)
+                    if by_value is None:
+                        by_value = postings[path] = {}
+                    members = by_value.get(value)
+                    if members is None:
+                        by_value[value] = {iid}
+                    else:
+                        members.add(iid)
+            self._arrays.clear()
+            self._ranges.clear()
+            self._all = None
 
     def remove(self, iid: int) -> None:
         """Forget a point (a no-op for unknown ids)."""

@@ -92,7 +92,9 @@ def check_offsets(offsets: object, rows: int, name: str) -> np.ndarray:
 
 def unit_rows(x: np.ndarray, name: str) -> np.ndarray:
     """Rows scaled to unit L2 norm (cosine); a zero row has no direction and is refused."""
-    squares = np.einsum("ij,ij->i", x, x, dtype=np.float64)  # float32 squares may overflow
+    squares = np.einsum("ij,ij->i", x, x)
+    if not np.isfinite(squares).all():  # float32 squares overflowed: redo them in float64
+        squares = np.einsum("ij,ij->i", x, x, dtype=np.float64)
     if x.size and float(squares.min()) == 0.0:
         raise InvalidInput(f"{name}: a zero vector has no cosine direction")
     return x * (1.0 / np.sqrt(squares)).astype(np.float32)[:, None]

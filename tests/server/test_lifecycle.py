@@ -138,6 +138,11 @@ def test_crash_without_checkpoint_replays_the_log(tmp_path: Path) -> None:
     collection.delete([str(i) for i in range(0, 1000, 7)], None, True).result()
     ckpt = collection.st.checkpoint
     assert ckpt is not None and 0 < ckpt.seq < collection.st.live.seq
+    generations = list((tmp_path / "collections" / "c" / "index").glob("gen-*"))
+    assert len(generations) <= 2  # the checkpoint and the live one; older ones pruned
+    with collection.st.store.reader() as conn:
+        logged = [r[0] for r in conn.execute("SELECT seq FROM oplog")]
+    assert logged and min(logged) > ckpt.seq  # the log keeps only what the checkpoint lacks
     # no close(): the process "dies" here; a second service opens the same folder
     second = open_service(tmp_path)
     reopened = second.get("c")
