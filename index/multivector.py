@@ -33,6 +33,7 @@ from index.tokens import TokenFile
 from kernels.chamfer import chamfer_rerank
 
 MANIFEST_KIND = "multivector_index"
+ADD_BATCH = 4096  # documents encoded per step of add()
 
 
 class MultiVectorIndex:
@@ -72,12 +73,11 @@ class MultiVectorIndex:
         ids = as_ids(ids, len(clouds))
         if not self.is_trained:
             raise NotTrained("multi-vector index: train() before add()")
-        if not clouds:
-            return
-        tokens, offsets = pack_multivectors(clouds)
-        fdes = self.encoder.encode_packed(tokens, offsets, is_query=False)
-        self.tokens.append(ids, tokens, offsets)
-        self.inner.add(ids, fdes)
+        for s in range(0, len(clouds), ADD_BATCH):  # bounds the float FDEs held at once
+            tokens, offsets = pack_multivectors(clouds[s : s + ADD_BATCH])
+            fdes = self.encoder.encode_packed(tokens, offsets, is_query=False)
+            self.tokens.append(ids[s : s + ADD_BATCH], tokens, offsets)
+            self.inner.add(ids[s : s + ADD_BATCH], fdes)
 
     def remove(self, ids: object) -> int:
         """Remove ids (FDE codes dropped, tokens tombstoned); returns how many were present."""

@@ -15,12 +15,12 @@ them in chunks of whole point clouds, and uses one matmul per chunk for all repe
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 _CHUNK_ELEMENTS = 1 << 22  # bound on tokens x repetitions x projected dims per chunk
-_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -65,24 +65,6 @@ def partition_bits(partition: np.ndarray | int) -> np.ndarray:
     return p ^ (p >> 1)
 
 
-def pack_bits(bits: np.ndarray) -> np.ndarray:
-    """Bits (..., k) as integers, first bit most significant."""
-    k = bits.shape[-1]
-    weights = (1 << np.arange(k - 1, -1, -1)).astype(np.int64)
-    return (bits.astype(np.int64) * weights).sum(-1)
-
-
-def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Popcount of a ^ b for non-negative integers below 2**32."""
-    x = np.bitwise_xor(a, b).astype(np.uint32)
-    return (
-        _POPCOUNT[x & 0xFF]
-        + _POPCOUNT[(x >> 8) & 0xFF]
-        + _POPCOUNT[(x >> 16) & 0xFF]
-        + _POPCOUNT[(x >> 24) & 0xFF]
-    )
-
-
 def chunk_bounds(offsets: np.ndarray, width: int) -> list[tuple[int, int]]:
     """Runs of whole point clouds whose tokens x width stay near the chunk budget."""
     max_tokens = max(1, _CHUNK_ELEMENTS // max(width, 1))
@@ -120,18 +102,23 @@ def _fde_chunk(
     """FDEs of the point clouds of one chunk (offsets start at 0)."""
     n, r, p = len(offsets) - 1, mats.r_reps, mats.n_partitions
     bits = (x @ mats.simhash).reshape(len(x), r, mats.k_sim) > 0
-    part = gray_partition(bits)  # (tokens, r)
     cloud = np.repeat(np.arange(n), np.diff(offsets))
-    cell = (cloud[:, None] * r + np.arange(r)) * p + part  # (tokens, r) into (n * r * p)
-    proj = project(x, mats)  # (tokens, r, d)
-    sums = scatter_sum(cell, proj, n * r * p).reshape(n, r, p, -1)
-    if is_query:
-        return sums.reshape(n, -1)
-    counts = np.bincount(cell.ravel(), minlength=n * r * p).reshape(n, r, p)
-    sums /= np.maximum(counts, 1)[..., None]
-    if fill_empty and mats.k_sim > 0:
-        fill_empty_partitions(sums, counts, pack_bits(bits), proj, offsets)
-    return sums.reshape(n, -1)
+    # cell of (token, rep): (cloud, rep, partition), flattened; token-major like proj's rows
+    cell = ((cloud[:, None] * r + np.arange(r)) * p + gray_partition(bits)).ravel()
+    proj = project(x, mats).reshape(len(cell), -1)  # row t * r + rep
+    order = np.argsort(cell, kind="stable")
+    sorted_cells = cell[order]
+    starts = np.flatnonzero(np.r_[True, sorted_cells[1:] != sorted_cells[:-1]])
+    used = sorted_cells[starts]
+    fde = np.zeros((n * r * p, proj.shape[1]), dtype=np.float32)
+    fde[used] = np.add.reduceat(proj[order], starts, axis=0)
+    if not is_query:
+        fde[used] /= np.diff(np.r_[starts, len(cell)])[:, None]
+        if fill_empty and mats.k_sim > 0:
+            first = np.full(n * r * p, -1, dtype=np.int64)
+            first[used] = order[starts]  # stable sort: the first token of each cell
+            fill_empty_cells(fde, first, proj, mats.k_sim)
+    return fde.reshape(n, -1)
 
 
 def project(x: np.ndarray, mats: FdeMatrices) -> np.ndarray:
@@ -141,41 +128,57 @@ def project(x: np.ndarray, mats: FdeMatrices) -> np.ndarray:
     return (x @ mats.projection).reshape(len(x), mats.r_reps, -1)
 
 
-def scatter_sum(cell: np.ndarray, values: np.ndarray, n_cells: int) -> np.ndarray:
-    """Sum of values (tokens, r, d) per cell id (tokens, r): (n_cells, d) float32."""
-    d = values.shape[-1]
-    order = np.argsort(cell.ravel(), kind="stable")
-    sorted_cells = cell.ravel()[order]
-    starts = np.flatnonzero(np.r_[True, sorted_cells[1:] != sorted_cells[:-1]])
-    rows = np.ascontiguousarray(values).reshape(-1, d)[order]
-    out = np.zeros((n_cells, d), dtype=np.float32)
-    if len(rows):
-        out[sorted_cells[starts]] = np.add.reduceat(rows, starts, axis=0)
-    return out
+@functools.cache
+def bit_masks(k: int, weight: int) -> np.ndarray:
+    """All k-bit integers with `weight` bits set, ascending."""
+    values = np.arange(1 << k, dtype=np.int64)
+    return values[np.bitwise_count(values) == weight]
 
 
-def fill_empty_partitions(
-    fde: np.ndarray,
-    counts: np.ndarray,
-    token_bits: np.ndarray,
-    proj: np.ndarray,
-    offsets: np.ndarray,
-) -> None:
-    """In place: each empty (cloud, rep, partition) cell of fde (n, r, p, d) takes the projected
-    token of that cloud whose sketch bits are nearest to the partition's bits (first on ties)."""
-    empty = np.nonzero(counts == 0)
-    if len(empty[0]) == 0:
-        return
-    p = counts.shape[2]
-    targets = partition_bits(np.arange(p))
-    dist = hamming(token_bits[:, :, None], targets[None, None, :])  # (tokens, r, p)
-    local = np.arange(len(token_bits)) - np.repeat(offsets[:-1], np.diff(offsets))
-    stride = int(np.diff(offsets).max())
-    key = dist.astype(np.int64) * stride + local[:, None, None]
-    best = np.minimum.reduceat(key, offsets[:-1], axis=0) % stride  # (n, r, p)
-    cloud, rep, part = empty
-    token = offsets[cloud] + best[cloud, rep, part]
-    fde[cloud, rep, part] = proj[token, rep]
+def fill_empty_cells(fde: np.ndarray, first: np.ndarray, proj: np.ndarray, k: int) -> None:
+    """In place: each empty cell of fde (clouds * reps * 2**k, d) takes the projected token of
+    its cloud whose sketch bits are nearest to the partition's bits, the first one on ties.
+
+    first[c] is the row (token * reps + rep) in proj of cell c's first token, -1 when empty.
+    A cell's tokens all share the cell's bits, so the nearest token is the first token of the
+    nearest non-empty cell: search Hamming spheres of radius 1, 2, ... around the empty ones.
+    """
+    p = 1 << k
+    empty = np.flatnonzero(first < 0)
+    base = empty - empty % p  # first cell of the same (cloud, rep)
+    target = partition_bits(empty % p)
+    to_partition = np.empty(p, dtype=np.int64)
+    to_partition[partition_bits(np.arange(p))] = np.arange(p)
+    best = np.full(len(empty), -1, dtype=np.int64)
+    todo = np.arange(len(empty))
+    for radius in range(1, k + 1):
+        if len(todo) == 0:
+            break
+        masks = bit_masks(k, radius)
+        step = max(1, _CHUNK_ELEMENTS // len(masks))
+        found = np.concatenate(
+            [
+                _nearest_first(first, base, target, to_partition, todo[s : s + step], masks)
+                for s in range(0, len(todo), step)
+            ]
+        )
+        best[todo] = found
+        todo = todo[found < 0]
+    fde[empty] = proj[best]
+
+
+def _nearest_first(
+    first: np.ndarray,
+    base: np.ndarray,
+    target: np.ndarray,
+    to_partition: np.ndarray,
+    todo: np.ndarray,
+    masks: np.ndarray,
+) -> np.ndarray:
+    """Smallest first-token row among the cells at the masks' distance, -1 where all empty."""
+    rows = first[base[todo, None] + to_partition[target[todo, None] ^ masks[None, :]]]
+    nearest = np.where(rows < 0, np.iinfo(np.int64).max, rows).min(axis=1)
+    return np.where(nearest == np.iinfo(np.int64).max, -1, nearest)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import pytest
 
 from core.arrays import pack_multivectors
 from core.errors import InvalidInput, InvalidSpec, NotTrained
-from encoders.spec import MuveraSpec, PQSpec
+from encoders.spec import BinarySpec, MuveraSpec, PQSpec
 from index.multivector import (
     MultiVectorIndex,
     build_multivector_index,
@@ -119,6 +119,28 @@ def test_recall_floor_with_a_fifth_of_the_documents_as_candidates(
     assert recall_tie_aware(res.scores, scores, 10) >= floor
     fde_only = index.candidates(queries, 10).ids
     assert recall_tie_aware(np.take_along_axis(scores, fde_only, 1), scores, 10) < 1.0
+
+
+def test_add_in_batches_matches_one_batch(corpus, monkeypatch) -> None:
+    import index.multivector
+
+    docs, queries = corpus
+    whole = built(docs[:300])
+    monkeypatch.setattr(index.multivector, "ADD_BATCH", 64)
+    batched = built(docs[:300])
+    a, b = whole.search(queries, 10, candidates=50), batched.search(queries, 10, candidates=50)
+    assert np.array_equal(a.ids, b.ids) and np.array_equal(a.scores, b.scores)
+    assert batched.tokens.records[:, 0].tolist() == list(range(300))
+
+
+def test_binary_fde_codes_work_end_to_end(corpus) -> None:
+    docs, queries = corpus
+    spec = SPEC.model_copy(update={"fde": BinarySpec(bits=1, learned=False)})
+    index = built(docs, spec, IVFSpec(nlist=1, by_residual=False))
+    assert index.encoder.code_size == index.encoder.fde_dim // 8
+    res = index.search(queries, 10, candidates=300)
+    scores, _ = exact(queries, docs)
+    assert recall_tie_aware(res.scores, scores, 10) >= 0.5
 
 
 def test_allowed_ids_filter_both_stages(corpus) -> None:
