@@ -39,6 +39,8 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    load_s: float = 0.0  # the server's own account of opening its collections
+
     def start(self, timeout_s: float = 600.0) -> float:
         """Start and wait for /readyz; returns seconds from spawn to ready."""
         self.port = self.port or free_port()
@@ -60,7 +62,9 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError("server exited during start-up")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                ready = httpx.get(f"{self.url}/readyz", timeout=2)
+                if ready.status_code == 200:
+                    self.load_s = ready.json().get("load_s") or 0.0
                     return time.perf_counter() - t0
             except httpx.HTTPError:
                 pass

@@ -243,17 +243,23 @@ def main() -> None:
         )
         rows.append(("HTTP / in-process", f"{web['qps'] / lib['qps']:.0%}", "target >= 50%"))
         server.stop(signal.SIGTERM)
+        ready_s = server.start()
         rows.append(
             (
                 "restart to ready (graceful stop)",
-                f"{server.start():.1f} s",
-                f"{n:,} points, target <= 10 s",
+                f"{ready_s:.1f} s",
+                f"{n:,} points, collections opened in {server.load_s:.1f} s, target <= 10 s",
             )
         )
         rows.append(("server RSS, loaded", f"{server.rss_bytes() / 2**20:,.0f} MiB", ""))
         server.stop(signal.SIGKILL)
+        ready_s = server.start()
         rows.append(
-            ("restart to ready (after kill -9)", f"{server.start():.1f} s", "log replay included")
+            (
+                "restart to ready (after kill -9)",
+                f"{ready_s:.1f} s",
+                f"collections opened (log replayed) in {server.load_s:.1f} s",
+            )
         )
         http = httpx.Client(base_url=server.url, timeout=3600)
         rate = ingest(server, NAME, b64_batches(xb, n, args.batch), n, args.ingest_clients)

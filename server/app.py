@@ -22,7 +22,7 @@ from server.limits import BodyLimit
 from server.metrics import Metrics, RequestMetrics
 from server.openapi import install_openapi
 from server.routes import collections, ops, points, search, snapshots
-from server.schemas import UpsertRequest
+from server.schemas import SearchRequest, UpsertRequest
 from server.service.embedders import Embedders
 from server.service.registry import Service
 from server.service.spec import CollectionSpec
@@ -74,7 +74,7 @@ def create_app(settings: Settings, embedders: Embedders | None = None) -> FastAP
     install_error_handlers(app)
     for module in (search, points, collections, snapshots, ops):  # hot routes match first
         app.include_router(module.router)
-    install_openapi(app, [CollectionSpec, UpsertRequest])
+    install_openapi(app, [CollectionSpec, UpsertRequest, SearchRequest])
     search_route = next(r for r in search.router.routes if getattr(r, "path", "") == SEARCH_PATH)
     app.add_middleware(SearchFastPath, route=search_route)
     app.add_middleware(

@@ -204,3 +204,9 @@ class RestoreRequest(_Body):
 
 class Status(BaseModel):
     status: str
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]
+    load_s: float | None = Field(description="seconds spent opening the collections")
+    failed: dict[str, str] = Field(description="collections that could not be opened")

@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from server.auth import require_read
 from server.deps import MetricsDep
 from server.errors import FastJSON, error_doc
-from server.schemas import Status
+from server.schemas import Readiness, Status
 from server.service.errors import Unavailable
 
 router = APIRouter(tags=["operations"])
@@ -22,14 +22,14 @@ async def healthz() -> Response:
 @router.get(
     "/readyz",
     summary="Readiness: 200 once every collection is loaded, 503 before",
-    response_model=Status,
+    response_model=Readiness,
     responses={503: error_doc("still loading")},
 )
 async def readyz(request: Request) -> Response:
     service = getattr(request.app.state, "service", None)
     if service is None or not service.ready:
         raise Unavailable("loading collections")
-    return FastJSON({"status": "ready"})
+    return FastJSON({"status": "ready", "load_s": service.load_s, "failed": service.failed})
 
 
 @router.get(

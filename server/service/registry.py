@@ -11,6 +11,7 @@ import logging
 import re
 import shutil
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -60,12 +61,14 @@ class Service:
         self._collections: dict[str, Collection] = {}
         self._lock = threading.RLock()
         self.failed: dict[str, str] = {}
+        self.load_s: float | None = None
         self.ready = False
 
     # start and stop ----------------------------------------------------------------------
     def open_all(self) -> None:
         """Finish interrupted operations, then open every collection (one that cannot be
         opened is logged and left out, so the others still serve)."""
+        start = time.perf_counter()
         self._recover_folders()
         for folder in sorted(
             p for p in self.root.iterdir() if p.is_dir() and NAME_RE.match(p.name)
@@ -75,6 +78,7 @@ class Service:
             except Exception as exc:
                 log.error("collection %s could not be opened: %s", folder.name, exc)
                 self.failed[folder.name] = f"{type(exc).__name__}: {exc}"
+        self.load_s = time.perf_counter() - start
 
     def _recover_folders(self) -> None:
         for path in self.root.iterdir():

@@ -124,6 +124,8 @@ def test_readyz_is_503_until_collections_are_open(
         assert client.get("/collections").status_code == 503
         gate.set()
         wait_ready(client)
+        ready = client.get("/readyz").json()
+        assert ready["status"] == "ready" and ready["load_s"] >= 0 and ready["failed"] == {}
         assert client.get("/collections").json() == {"collections": []}
 
 
