@@ -71,6 +71,12 @@ class ServerProcess:
             time.sleep(0.05)
         raise RuntimeError("server not ready in time")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process has used (all its threads)."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_bytes(self) -> int:
         assert self.proc is not None
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
