@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip >/dev/null
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e '.[embed,bench,dev]'
+	$(PIP) install -e '.[embed,bench,cluster,client,dev]'
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install pith with its dependencies
