@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from kernels import dispatch
 from kernels.topk import topk
 
 _DOC_TOKENS = 1 << 16  # document tokens per block of the brute force
@@ -104,8 +105,14 @@ def chamfer_rerank(
 
     cand_starts/cand_lengths (nq, c) locate each candidate's rows in `tokens` (float16 or
     float32, typically memory-mapped); a candidate with length 0 (unknown or removed id, or
-    id -1) is dropped.
+    id -1) is dropped. Runs on the torch path when `kernels.dispatch` chooses it.
     """
+    if dispatch.backend() == "torch":
+        from kernels import torch_chamfer
+
+        return torch_chamfer.chamfer_rerank(
+            q_tokens, q_offsets, cand_ids, cand_starts, cand_lengths, tokens, k, dispatch.device()
+        )
     nq, c = cand_ids.shape
     scores = np.full((nq, c), -np.inf, dtype=np.float32)
     if nq == 0 or c == 0:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kernels import dispatch
+
 _CHUNK_ELEMENTS = 1 << 22  # bound on tokens x repetitions x projected dims per chunk
 
 
@@ -86,7 +88,12 @@ def fde_batch(
     is_query: bool,
     fill_empty: bool,
 ) -> np.ndarray:
-    """FDEs (n, fde_dim) float32 of the point clouds tokens[offsets[i]:offsets[i + 1]]."""
+    """FDEs (n, fde_dim) float32 of the point clouds tokens[offsets[i]:offsets[i + 1]]
+    (on the torch path when `kernels.dispatch` chooses it)."""
+    if dispatch.backend() == "torch":
+        from kernels import torch_fde
+
+        return torch_fde.fde_batch(tokens, offsets, mats, is_query, fill_empty, dispatch.device())
     n = len(offsets) - 1
     out = np.empty((n, mats.fde_dim), dtype=np.float32)
     for start, end in chunk_bounds(offsets, mats.r_reps * mats.d_proj):

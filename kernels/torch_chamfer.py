@@ -58,7 +58,7 @@ def chamfer_scores(
     nq, c = cand_starts.shape
     lengths = np.maximum(cand_lengths, 0)
     out = torch.full((nq, c), -torch.inf, dtype=torch.float32, device=dev)
-    if nq == 0 or c == 0:
+    if nq == 0 or c == 0 or not lengths.any():  # nothing to gather (the store may be empty)
         return out
     queries = to_device(np.asarray(q_tokens, dtype=np.float32), dev)
     per_query = c * max(int(lengths.max()), 1) * queries.shape[1]
