@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import torch
 
+from kernels import triton_scan
+
 _SCORES_PER_CHUNK = 1 << 24  # bound on queries x codes of one chunk's score block
 _MIN_CHUNK = 1 << 12
 
@@ -93,19 +95,26 @@ def lut_topk(
     k: int,
     ids: torch.Tensor | None = None,
     allowed: torch.Tensor | None = None,
+    use_triton: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k (scores, ids) of a table scan over all codes (n, code_size) uint8.
 
     `ids` (n,) int64 labels the codes (default: positions); `allowed` (n,) bool keeps only
-    those codes, inside the scan.
+    those codes, inside the scan. `use_triton` defaults to: on CUDA, with Triton, nbits 8 or 4.
     """
     nq, m, _ = luts.shape
     luts = luts.float()
+    if use_triton is None:
+        use_triton = luts.device.type == "cuda" and triton_scan.available(luts.device)
+    use_triton = use_triton and nbits in (4, 8)
     best = empty_topk(nq, 0, luts.device)
     step = chunk_rows(nq)
     for s in range(0, len(codes), step):
         e = min(s + step, len(codes))
-        scores = lut_scores(luts, unpack_keys(codes[s:e], m, nbits))
+        if use_triton:
+            scores = triton_scan.lut_scores(luts, codes[s:e], nbits)
+        else:
+            scores = lut_scores(luts, unpack_keys(codes[s:e], m, nbits))
         if allowed is not None:
             scores.masked_fill_(~allowed[s:e], -torch.inf)
         labels = _labels(ids, s, e, luts.device)
