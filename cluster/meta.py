@@ -1,0 +1,95 @@
+"""Cluster metadata: one named, detached asyncio actor that knows every collection (its spec,
+shards and replicas) and creates or drops its shard leaders, so any number of stateless
+ingress processes can serve one cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray.exceptions import RayError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from cluster.leader import ShardLeader
+from cluster.ops import Failed
+from cluster.settings import NAMESPACE, ClusterConfig, leader_name
+from core.errors import Conflict, NotFound
+
+RemoteLeader: Any = ray.remote(ShardLeader)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What an ingress needs to serve a collection."""
+
+    name: str
+    spec_json: str
+    shards: int
+    replicas: int
+
+
+class ClusterMeta:
+    """See the module docstring."""
+
+    def __init__(self, config: ClusterConfig) -> None:
+        self.config = config
+        self.layouts: dict[str, Layout] = {}
+        self.lock = asyncio.Lock()
+
+    async def create(self, layout: Layout) -> tuple[Layout, bool] | Failed:
+        """Create a collection (a no-op for the same spec, a conflict for another one)."""
+        async with self.lock:
+            existing = self.layouts.get(layout.name)
+            if existing is not None:
+                if json.loads(existing.spec_json) != json.loads(layout.spec_json):
+                    return Failed(Conflict(f"collection {layout.name!r} exists with another spec"))
+                return existing, False
+            leaders = [self._leader(layout, shard) for shard in range(layout.shards)]
+            try:
+                await asyncio.gather(*(leader.setup.remote() for leader in leaders))
+            except BaseException:
+                await self._drop(leaders)
+                raise
+            self.layouts[layout.name] = layout
+            return layout, True
+
+    def _leader(self, layout: Layout, shard: int) -> Any:
+        # leaders run beside this actor (the head node, in a cluster started by `ray start
+        # --head` before the ingress): they hold no data, a replica holds the shard's
+        here = ray.get_runtime_context().get_node_id()
+        return RemoteLeader.options(
+            name=leader_name(layout.name, shard),
+            namespace=NAMESPACE,
+            lifetime="detached",
+            num_cpus=0,
+            max_concurrency=1000,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True),
+        ).remote(layout.name, shard, layout.spec_json, self.config, layout.replicas)
+
+    async def layout(self, name: str) -> Layout | None:
+        return self.layouts.get(name)
+
+    async def names(self) -> list[str]:
+        return sorted(self.layouts)
+
+    async def delete(self, name: str) -> Failed | None:
+        async with self.lock:
+            layout = self.layouts.pop(name, None)
+            if layout is None:
+                return Failed(NotFound(f"collection {name!r} not found"))
+            leaders = []
+            for shard in range(layout.shards):
+                with contextlib.suppress(ValueError):
+                    leaders.append(ray.get_actor(leader_name(name, shard), namespace=NAMESPACE))
+            await self._drop(leaders)
+            return None
+
+    async def _drop(self, leaders: list[Any]) -> None:
+        for leader in leaders:
+            with contextlib.suppress(RayError):
+                await leader.drop.remote()
+            ray.kill(leader)
