@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--cors-origin", dest="cors_origins", action="append", help="allowed origin")
     serve.add_argument("--cpu-threads", type=int, help="worker threads (PITH_CPU_THREADS)")
     serve.add_argument("--log-level", help="debug, info, warning, error")
+    serve.add_argument("--cluster", help="serve a Ray cluster at this address (PITH_CLUSTER)")
     add_client_commands(commands)
     return parser
 
