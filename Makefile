@@ -38,7 +38,7 @@ test-fast: install ## run the tests not marked slow
 lint: install ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy core encoders index kernels embed server
+	$(VENV)/bin/mypy core encoders index kernels embed server cluster
 
 format: install ## apply ruff formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .

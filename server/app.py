@@ -47,12 +47,21 @@ async def _start(app: FastAPI, service: Service, settings: Settings) -> None:
         log.exception("start-up failed; /readyz stays 503")
 
 
+def _service(app: FastAPI, settings: Settings) -> Any:
+    """The collections this app serves: a data folder, or a Ray cluster (--cluster)."""
+    if settings.cluster:
+        from cluster.service import cluster_service  # Ray loads only in cluster mode
+
+        return cluster_service(settings, app.state.embedders)
+    return Service(settings.data, settings.options(), app.state.metrics, app.state.embedders)
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     app.state.pool = CpuPool(settings.cpu_threads)
     app.state.dispatcher = SearchDispatcher(settings.search_threads, search.answer_requests)
-    service = Service(settings.data, settings.options(), app.state.metrics, app.state.embedders)
+    service = _service(app, settings)
     app.state.service = service
     app.state.metrics.watch(lambda: [c.info() for c in service.collections()])
     starting = asyncio.create_task(_start(app, service, settings))
