@@ -50,13 +50,19 @@ class TorchFde:
         self, tokens: np.ndarray, offsets: np.ndarray, is_query: bool, fill_empty: bool
     ) -> np.ndarray:
         """FDEs (n, fde_dim) float32 of the point clouds tokens[offsets[i]:offsets[i + 1]]."""
+        x = to_device(np.asarray(tokens, dtype=np.float32), self.dev)
+        return to_numpy(self.encode_device(x, offsets, is_query, fill_empty))
+
+    def encode_device(
+        self, x: torch.Tensor, offsets: np.ndarray, is_query: bool, fill_empty: bool
+    ) -> torch.Tensor:
+        """FDEs on the device of tokens already there (chunks of whole clouds)."""
         mats = self.mats
-        out = np.empty((len(offsets) - 1, mats.fde_dim), dtype=np.float32)
+        out = torch.empty((len(offsets) - 1, mats.fde_dim), dtype=torch.float32, device=self.dev)
         for start, end in chunk_bounds(offsets, mats.r_reps * mats.d_proj):
             lo, hi = int(offsets[start]), int(offsets[end])
-            x = to_device(np.asarray(tokens[lo:hi], dtype=np.float32), self.dev)
             cloud_offsets = offsets[start : end + 1] - lo
-            out[start:end] = to_numpy(self.chunk(x, cloud_offsets, is_query, fill_empty))
+            out[start:end] = self.chunk(x[lo:hi], cloud_offsets, is_query, fill_empty)
         return out
 
     def chunk(
