@@ -18,7 +18,7 @@ except ImportError:  # no Triton: the torch path runs
     triton = None
     tl = None
 
-BLOCK_N = 128  # codes per program
+BLOCK_N = 128  # codes per program under the interpreter (autotuned on CUDA)
 
 
 def available(dev: torch.device) -> bool:
@@ -28,8 +28,17 @@ def available(dev: torch.device) -> bool:
     return dev.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
 
 
+def _configs() -> list[Any]:
+    """Tile sizes tried once per (M, nbits) on the first call; one under the interpreter."""
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        return [triton.Config({"BLOCK": BLOCK_N}, num_warps=4)]
+    sizes = [(64, 2), (64, 4), (128, 4), (128, 8), (256, 8)]
+    return [triton.Config({"BLOCK": b}, num_warps=w) for b, w in sizes]
+
+
 if triton is not None:
 
+    @triton.autotune(configs=_configs(), key=["M", "NBITS"])
     @triton.jit
     def _lut_scan(
         codes_ptr: Any,
@@ -71,7 +80,10 @@ def lut_scores(luts: torch.Tensor, codes: torch.Tensor, nbits: int) -> torch.Ten
     out = torch.empty((nq, n), dtype=torch.float32, device=luts.device)
     if n == 0 or nq == 0:
         return out
-    grid = (triton.cdiv(n, BLOCK_N),)
+
+    def grid(meta: dict[str, Any]) -> tuple[int]:
+        return (triton.cdiv(n, meta["BLOCK"]),)
+
     _lut_scan[grid](
         codes,
         luts,
@@ -83,6 +95,5 @@ def lut_scores(luts: torch.Tensor, codes: torch.Tensor, nbits: int) -> torch.Ten
         KSUB=ksub,
         NBITS=nbits,
         BLOCK_M=triton.next_power_of_2(m),
-        BLOCK=BLOCK_N,
     )
     return out
