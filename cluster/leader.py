@@ -89,6 +89,7 @@ class ShardLeader:
         self.repairing = asyncio.Lock()
         self.generation = 0
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.lost_nodes: set[str] = set()
 
     # replicas ------------------------------------------------------------------------------
     async def setup(self) -> None:
@@ -104,7 +105,10 @@ class ShardLeader:
     def _pick_node(self) -> str | None:
         """An alive node without a replica of this shard (any alive node if none is left)."""
         used = {link.node_id for link in self.links if link.alive}
-        alive = sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])
+        # a node that just lost a replica may still be listed alive for a moment
+        alive = sorted(
+            n["NodeID"] for n in ray.nodes() if n["Alive"] and n["NodeID"] not in self.lost_nodes
+        )
         free = [n for n in alive if n not in used] or alive
         return free[(self.shard + self.generation) % len(free)] if free else None
 
@@ -173,6 +177,7 @@ class ShardLeader:
             return
         log.warning("%s/%d lost a replica on node %s", self.collection, self.shard, link.node_id)
         link.alive = False
+        self.lost_nodes.add(link.node_id)
         if link.pump is not None and link.pump is not asyncio.current_task():
             link.pump.cancel()
         self._background(self._repair(link))
@@ -202,9 +207,9 @@ class ShardLeader:
             await self._start(new)
         except RayError:
             new.alive = False
-            self.links.remove(new)
+            self._discard(new)
             raise
-        self.links.remove(dead)
+        self._discard(dead)
         dead.outcome = COVERED
         dead.settle()
 
@@ -215,9 +220,13 @@ class ShardLeader:
         dead.settle()
         async with self.order:
             new = self._spawn(None, dead.folder)
-        self.links.remove(dead)
+        self._discard(dead)
         with contextlib.suppress(RayError):
             await self._start(new)
+
+    def _discard(self, link: Link) -> None:
+        if link in self.links:
+            self.links.remove(link)
 
     # the API -------------------------------------------------------------------------------
     async def write(self, wrapped: list[Any]) -> Ack | Failed:

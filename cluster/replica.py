@@ -118,6 +118,7 @@ class ShardReplica:
     def snapshot(self) -> bytes:
         """A consistent tarball of this replica (taken on its writer thread, so it holds
         every write this replica acknowledged before the call)."""
+        self.service.tmp.mkdir(parents=True, exist_ok=True)
         target = Path(tempfile.mkdtemp(dir=self.service.tmp))
         try:
             path = self._collection().snapshot(target).result()
