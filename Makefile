@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install --upgrade pip >/dev/null
 	$(PIP) install torch==2.13.0
 	$(PIP) install -e '.[embed,bench,cluster,client,dev]'
+	$(PIP) install -e clients/python
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install pith with its dependencies

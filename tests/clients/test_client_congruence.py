@@ -154,3 +154,36 @@ def test_writes_snapshots_and_deletes_agree(pair: tuple[Client, Client], tmp_pat
     assert results[6] == 200 - 3 - 40 + 1  # ids 1-3 gone; group 2 held 40, id 2 among them
     assert results[10] < results[6] and results[11] == results[6]  # the restore undid it
     assert results[-1] is False
+
+
+def test_async_client_agrees(pair: tuple[Client, Client], live_server: LiveServer) -> None:
+    """AsyncClient over HTTP gives what the (sync) embedded client gives."""
+    import asyncio
+
+    from pith_client import AsyncClient
+
+    _, local = pair
+
+    async def run() -> list[Any]:
+        async with AsyncClient(live_server.url) as client:
+            return [
+                await client.search("cg_plain", Q[0], k=10, filter=NOT_RED),
+                await client.search_batch("cg_l2", Q_L2, k=4),
+                [p async for p in client.scroll("cg_plain", GROUP_2, batch_size=33)],
+                await client.count("cg_plain", RANGE),
+                await client.get("cg_plain", UUID0, with_vector=True),
+                await client.get_collection("cg_multi"),
+            ]
+
+    expected = [
+        local.search("cg_plain", Q[0], k=10, filter=NOT_RED),
+        local.search_batch("cg_l2", Q_L2, k=4),
+        list(local.scroll("cg_plain", GROUP_2, batch_size=33)),
+        local.count("cg_plain", RANGE),
+        local.get("cg_plain", UUID0, with_vector=True),
+        local.get_collection("cg_multi"),
+    ]
+    got = asyncio.run(run())
+    assert len(got[2]) == 120 and got[3] > 0
+    for a, b in zip(got, expected, strict=True):
+        assert_same(a, b)
