@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+from pathlib import Path
 
 import pytest
 from pith_client import errors as client_errors
@@ -42,3 +43,9 @@ def test_every_server_error_has_a_client_class() -> None:
         assert type(err) is twin and err.message == "m"
     unknown = client_errors.error_from("teapot", "short and stout", 418)
     assert type(unknown) is client_errors.PithError and unknown.status == 418
+
+
+def test_readme_quick_start() -> None:
+    readme = Path(__file__).resolve().parents[2] / "clients" / "python" / "README.md"
+    result = doctest.testfile(str(readme), module_relative=False, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 15 and result.failed == 0
