@@ -8,7 +8,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from bench.harness import K, Built, Builder
+from bench.harness import Builder, Built, K
 from index.ivf import ivf_bytes
 from kernels.rerank import rerank
 
@@ -46,7 +46,10 @@ def factory(key: str, nprobe: int | None = None) -> Builder:
 def _factory_bytes(index: faiss.Index) -> int:
     index = faiss.downcast_index(index)
     if isinstance(index, faiss.IndexPreTransform):
-        chain = sum(_vec_bytes(faiss.downcast_VectorTransform(index.chain.at(i)).A) for i in range(index.chain.size()))
+        chain = sum(
+            _vec_bytes(faiss.downcast_VectorTransform(index.chain.at(i)).A)
+            for i in range(index.chain.size())
+        )
         return chain + _factory_bytes(index.index)
     if isinstance(index, faiss.IndexIVF):
         return ivf_bytes(index)

@@ -33,18 +33,31 @@ def _run(name: str, args: argparse.Namespace, workdir: Path) -> list[Row]:
     from bench.datasets.wordnet import wordnet_minilm_tokens
     from bench.multivector import run_multivector
 
-    mv = wordnet_minilm_tokens(n_docs=args.docs) if name == "wordnet-minilm-tokens" else synthetic_tokens()
+    mv = (
+        wordnet_minilm_tokens(n_docs=args.docs)
+        if name == "wordnet-minilm-tokens"
+        else synthetic_tokens()
+    )
     return run_multivector(mv, n_queries=args.queries, seed=args.seed)
 
 
 def main(parser: argparse.ArgumentParser, tmp: Path) -> int:
-    parser.add_argument("--dataset", action="append", choices=DATASETS, help="repeatable; default: both wordnet sets")
+    parser.add_argument(
+        "--dataset",
+        action="append",
+        choices=DATASETS,
+        help="repeatable; default: both wordnet sets",
+    )
     parser.add_argument("--queries", type=int, default=2000, help="queries sampled (seeded)")
-    parser.add_argument("--limit", type=int, default=None, help="wordnet-minilm: use a seeded sample of N synsets")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="wordnet-minilm: use a seeded sample of N synsets"
+    )
     parser.add_argument("--docs", type=int, default=20_000, help="wordnet-minilm-tokens: documents")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--only", action="append", help="run configurations whose name contains this")
+    parser.add_argument(
+        "--only", action="append", help="run configurations whose name contains this"
+    )
     parser.add_argument("--json", type=Path, help="write the rows to this file")
     args = parser.parse_args()
     _threads(args.threads)

@@ -41,7 +41,9 @@ class Context:
     repeats: int = 3
 
 
-def timed_qps(search: Callable[[np.ndarray], np.ndarray], xq: np.ndarray, repeats: int) -> tuple[float, np.ndarray]:
+def timed_qps(
+    search: Callable[[np.ndarray], np.ndarray], xq: np.ndarray, repeats: int
+) -> tuple[float, np.ndarray]:
     """Queries per second of one batch call over all queries (best of `repeats`), and the ids."""
     search(xq[: min(len(xq), 32)])  # warm caches and lazy initialisation
     best = float("inf")

@@ -7,11 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from bench.harness import K, Built, Builder
+from bench.harness import Builder, Built, K
 from index import SearchParams, build_index
 
 
-def pith(encoder: dict[str, Any], index: dict[str, Any], params: SearchParams | None = None) -> Builder:
+def pith(
+    encoder: dict[str, Any], index: dict[str, Any], params: SearchParams | None = None
+) -> Builder:
     """Build a pith index (train, add ids 0..n-1) and search it with `params`."""
 
     def build(xb: np.ndarray, folder: Path) -> Built:

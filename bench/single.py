@@ -11,7 +11,7 @@ import numpy as np
 
 from bench import baselines as fb
 from bench.datasets.base import VectorDataset
-from bench.harness import K, Builder, Context, measure
+from bench.harness import Builder, Context, K, measure
 from bench.pith_configs import pith
 from bench.report import Row
 from index import SearchParams
@@ -74,7 +74,11 @@ def run_single(
         if not only(name):
             continue
         row = measure(ctx, name, baseline, builder)
-        print(f"  {name}: R@10 {row.recall_at_10:.3f}  {row.qps:,.0f} QPS", file=sys.stderr, flush=True)
+        print(
+            f"  {name}: R@10 {row.recall_at_10:.3f}  {row.qps:,.0f} QPS",
+            file=sys.stderr,
+            flush=True,
+        )
         rows.append(row)
     return rows
 

@@ -1,4 +1,5 @@
-"""GPU detection, done once: FAISS GPUs (faiss-gpu builds) and torch CUDA, same code path with zero."""
+"""GPU detection, done once: FAISS GPUs (faiss-gpu builds) and torch CUDA, same code path
+with zero."""
 
 from __future__ import annotations
 

@@ -21,7 +21,8 @@ MAX_TOKENS = 256
 
 @dataclass(frozen=True)
 class TokenBatch:
-    """Token vectors of several texts, concatenated: rows offsets[i]:offsets[i+1] belong to text i."""
+    """Token vectors of several texts, concatenated: rows offsets[i]:offsets[i+1] belong to
+    text i."""
 
     vectors: np.ndarray  # (total_tokens, DIM) float32, rows L2-normalised
     offsets: np.ndarray  # (n + 1,) int64

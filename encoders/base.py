@@ -83,7 +83,7 @@ class Encoder(ABC):
         """Learned arrays to persist (none for stateless encoders)."""
         return {}
 
-    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:  # noqa: B027 (optional hook)
         """Restore learned arrays written by `state`."""
 
     def state_names(self) -> list[str]:

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.errors import InvalidInput, InvalidSpec
+from core.errors import CorruptData, InvalidInput, InvalidSpec
 from encoders.base import Encoder
 from encoders.spec import BinarySpec
 
 SEGMENT_DIMS = {1: 8, 2: 4, 3: 3, 4: 2}  # s per u: u*s = 8, 8, 9, 8 bits per segment
 _CHUNK = 8192
+_FIT_ROWS = 16_384
 MLP_NAMES = ("w1", "b1", "w2", "b2")
 
 
@@ -73,17 +74,93 @@ def mlp_residual(r: np.ndarray, t: int, weights: dict[str, np.ndarray]) -> np.nd
     return r + (h @ weights["w2"][t] + weights["b2"][t])
 
 
-def binarize(z: np.ndarray, scales: np.ndarray, weights: dict[str, np.ndarray] | None) -> np.ndarray:
-    """(n, d) score-space vectors -> (n, d) u-bit digits (bit t set when step t's sign is +)."""
+def counts_shape(u: int) -> tuple[int, int]:
+    """Shape of the constant-weight counts: one row per step, one column per group of dims
+    (step t >= 1 splits dims into 2**(t-1) groups by their earlier outward/inward pattern)."""
+    return u, 1 << max(u - 2, 0)
+
+
+def top_in_groups(push: np.ndarray, group: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """(n, d) bool: in every row, the counts[g] largest `push` among the dims of group g
+    (dims tied with the counts[g]-th largest are all taken)."""
+    up = np.zeros(push.shape, dtype=bool)
+    d = push.shape[1]
+    for g, k in enumerate(counts):
+        if k <= 0:
+            continue
+        mine = group == g
+        key = np.where(mine, push, -np.inf)
+        kth = (
+            -np.partition(-key, k - 1, axis=1)[:, k - 1 : k] if k < d else key.min(1, keepdims=True)
+        )
+        up |= mine & (key >= kth)
+    return up
+
+
+def binarize(
+    z: np.ndarray,
+    scales: np.ndarray,
+    weights: dict[str, np.ndarray] | None,
+    counts: np.ndarray | None = None,
+) -> np.ndarray:
+    """(n, d) score-space vectors -> (n, d) u-bit digits (bit t set when step t's sign is +).
+
+    Without counts, step t's sign is that of its input. With counts (constant weight), step
+    t >= 1 sets b_t = b_0 ("outward") on exactly counts[t, g] dims of each group g of dims that
+    share the earlier steps' pattern, those whose input pushes outward most; every code then
+    holds the same multiset of |values|, so every reconstruction has the same norm.
+    """
     digits = np.zeros(z.shape, dtype=np.uint8)
     recon = np.zeros_like(z)
+    first = np.zeros(z.shape, dtype=bool)
+    group = np.zeros(z.shape, dtype=np.uint8)
     for t, alpha in enumerate(scales):
         r = z - recon
         pre = r if weights is None else mlp_residual(r, t, weights)
-        positive = pre >= 0
+        if t == 0 or counts is None:
+            positive = pre >= 0
+        else:
+            up = top_in_groups(np.where(first, pre, -pre), group, counts[t, : 1 << (t - 1)])
+            positive = up == first
+            group |= up.astype(np.uint8) << (t - 1)
+        if t == 0:
+            first = positive
         digits |= positive.astype(np.uint8) << t
         recon += np.where(positive, alpha, -alpha).astype(np.float32)
     return digits
+
+
+def digit_signs(digits: np.ndarray, steps: int) -> np.ndarray:
+    """(n, d) digits -> (n, d, steps) float64 signs +-1."""
+    return 2.0 * ((digits[..., None] >> np.arange(steps)) & 1) - 1.0
+
+
+def least_squares_scales(z: np.ndarray, digits: np.ndarray, steps: int) -> np.ndarray:
+    """The scales minimising ||z - sum_t alpha_t b_t||^2 for fixed signs (a steps x steps
+    system)."""
+    b = digit_signs(digits, steps).reshape(-1, steps)
+    gram = b.T @ b + 1e-9 * np.eye(steps)
+    scales = np.linalg.solve(gram, b.T @ z.reshape(-1).astype(np.float64))
+    return np.maximum(scales, 1e-12).astype(np.float32)
+
+
+def constant_weight_counts(
+    z: np.ndarray, scales: np.ndarray, weights: dict[str, np.ndarray] | None = None
+) -> np.ndarray:
+    """(u, groups) counts: per step and group, the mean number of outward signs that free
+    signs would set on z, step by step (each step coded with the counts of the ones before)."""
+    u, d = len(scales), z.shape[1]
+    counts = np.zeros(counts_shape(u), dtype=np.int64)
+    for t in range(1, u):
+        signs = digit_signs(binarize(z, scales[:t], weights, counts), t)
+        group = ((signs[:, :, 1:] == signs[:, :, :1]) << np.arange(t - 1)).sum(axis=2)
+        r = z - (signs * scales[:t]).sum(axis=2).astype(np.float32)
+        pre = r if weights is None else mlp_residual(r, t, weights)
+        outward = (pre >= 0) == (signs[:, :, 0] > 0)
+        for g in range(1 << (t - 1)):
+            mean = (outward & (group == g)).sum() / len(z)
+            counts[t, g] = min(round(mean), d)
+    return counts
 
 
 def closed_form_scales(z: np.ndarray, steps: int) -> np.ndarray:
@@ -94,6 +171,23 @@ def closed_form_scales(z: np.ndarray, steps: int) -> np.ndarray:
         scales[t] = max(float(np.abs(r).mean()), 1e-12)
         r -= np.where(r >= 0, scales[t], -scales[t]).astype(np.float32)
     return scales
+
+
+def closed_form_fit(
+    z: np.ndarray, steps: int, constant_weight: bool, rounds: int = 3
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Training-free scales (and constant-weight counts): greedy scales, then alternate
+    counts and least-squares scales for the constant-weight codes (on at most _FIT_ROWS rows:
+    they are averages)."""
+    z = z[:: -(-len(z) // _FIT_ROWS)]
+    scales = closed_form_scales(z, steps)
+    if not constant_weight or steps == 1:
+        return scales, None
+    counts = constant_weight_counts(z, scales)
+    for _ in range(rounds):
+        scales = least_squares_scales(z, binarize(z, scales, None, counts), steps)
+        counts = constant_weight_counts(z, scales)
+    return scales, counts
 
 
 class BinaryEncoder(Encoder):
@@ -112,6 +206,7 @@ class BinaryEncoder(Encoder):
         self.projection = np.eye(dim, self.d_pad, dtype=np.float32)
         self.scales = np.zeros(self.u, dtype=np.float32)
         self.weights: dict[str, np.ndarray] | None = None
+        self.counts: np.ndarray | None = None
 
     # shape of the codes --------------------------------------------------------------------
     @property
@@ -155,14 +250,15 @@ class BinaryEncoder(Encoder):
     def fit(self, x: np.ndarray) -> None:
         """Closed-form scales (training-free) or the torch-trained binarizer (learned)."""
         sample = self._sample(self.check(x))
+        self.projection = np.eye(self.dim, self.d_pad, dtype=np.float32)
+        self.weights = None
+        self.scales, self.counts = closed_form_fit(
+            self.transform(sample), self.u, self.spec.constant_weight
+        )
         if self.spec.learned:
             from encoders.binary_train import train_binarizer
 
-            state = train_binarizer(sample, self.d_pad, self.spec)
-            self.load_state(state)
-        else:
-            self.projection = np.eye(self.dim, self.d_pad, dtype=np.float32)
-            self.scales = closed_form_scales(self.transform(sample)[:, : self.dim], self.u)
+            self.load_state(train_binarizer(sample, self.state(), self.spec))
         self.is_trained = True
 
     def _sample(self, x: np.ndarray) -> np.ndarray:
@@ -184,7 +280,8 @@ class BinaryEncoder(Encoder):
         x = self.check(x)
         out = np.empty((len(x), self.d_pad), dtype=np.uint8)
         for s in range(0, len(x), _CHUNK):
-            out[s : s + _CHUNK] = binarize(self.transform(x[s : s + _CHUNK]), self.scales, self.weights)
+            z = self.transform(x[s : s + _CHUNK])
+            out[s : s + _CHUNK] = binarize(z, self.scales, self.weights, self.counts)
         return out
 
     def encode(self, x: np.ndarray) -> np.ndarray:
@@ -215,10 +312,14 @@ class BinaryEncoder(Encoder):
     # persistence ---------------------------------------------------------------------------
     def state_names(self) -> list[str]:
         names = ["projection", "scales"]
+        if self.spec.constant_weight and self.u > 1:
+            names.append("counts")
         return names + list(MLP_NAMES) if self.spec.learned else names
 
     def state(self) -> dict[str, np.ndarray]:
         out = {"projection": self.projection, "scales": self.scales}
+        if self.counts is not None:
+            out["counts"] = self.counts
         if self.weights is not None:
             out.update(self.weights)
         return out
@@ -226,6 +327,9 @@ class BinaryEncoder(Encoder):
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.projection = _float_array(arrays["projection"], (self.dim, self.d_pad), "projection")
         self.scales = _float_array(arrays["scales"], (self.u,), "scales")
+        self.counts = (
+            _counts_array(arrays["counts"], self.u, self.d_pad) if "counts" in arrays else None
+        )
         if all(name in arrays for name in MLP_NAMES):
             self.weights = {name: _float_array(arrays[name], None, name) for name in MLP_NAMES}
             _check_mlp(self.weights, self.u, self.d_pad)
@@ -236,7 +340,14 @@ class BinaryEncoder(Encoder):
 def _float_array(arr: np.ndarray, shape: tuple[int, ...] | None, name: str) -> np.ndarray:
     out = np.ascontiguousarray(arr, dtype=np.float32)
     if shape is not None and out.shape != shape:
-        raise InvalidInput(f"binary state {name}: expected shape {shape}, got {out.shape}")
+        raise CorruptData(f"binary state {name}: expected shape {shape}, got {out.shape}")
+    return out
+
+
+def _counts_array(arr: np.ndarray, u: int, d: int) -> np.ndarray:
+    out = np.ascontiguousarray(arr, dtype=np.int64)
+    if out.shape != counts_shape(u) or out.min() < 0 or out.max() > d:
+        raise CorruptData(f"binary state counts: expected {counts_shape(u)} counts in [0, {d}]")
     return out
 
 
@@ -245,4 +356,4 @@ def _check_mlp(weights: dict[str, np.ndarray], u: int, d: int) -> None:
     expected = {"w1": (u, d, hidden), "b1": (u, hidden), "w2": (u, hidden, d), "b2": (u, d)}
     for name, shape in expected.items():
         if weights[name].shape != shape:
-            raise InvalidInput(f"binary state {name}: expected {shape}, got {weights[name].shape}")
+            raise CorruptData(f"binary state {name}: expected {shape}, got {weights[name].shape}")

@@ -17,17 +17,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any
 from contextlib import contextmanager
+from typing import Any
 
 import faiss
 import numpy as np
 import torch
 from torch import nn
 
+from encoders.binary import binarize, closed_form_fit, step_values
+from encoders.pq_train import procrustes
 from encoders.spec import BinarySpec
 
 _KNN_CHUNK = 4096
+_FAR = 1e30  # a threshold beyond every input
+_ROTATION_ROWS = 8192
+_VALIDATION_ROWS = 20_000
 
 
 class SignSTE(torch.autograd.Function):
@@ -35,12 +40,12 @@ class SignSTE(torch.autograd.Function):
     (the gradient of width * hardtanh(x / width), scaled to the sign's +-1 range)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, width: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(x, width)
         return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         x, width = ctx.saved_tensors
         return grad * (x.abs() <= width).to(grad.dtype) / width, None
 
@@ -49,30 +54,44 @@ class ResidualBinarizer(nn.Module):
     """Linear map, then u residual-MLP sign steps with one learned scale per step."""
 
     def __init__(
-        self, dim: int, d_pad: int, scales: np.ndarray, hidden: int, unit: float, clip: float = 1.0
+        self, init: dict[str, np.ndarray], hidden: int, unit: float, generator: torch.Generator
     ) -> None:
         super().__init__()
-        steps = len(scales)
+        scales = init["scales"]
+        steps, d_pad = len(scales), init["projection"].shape[1]
         self.unit = unit  # typical |z| entry: MLPs see r / unit, so their layers are O(1)
-        self.projection = nn.Parameter(torch.eye(dim, d_pad))
-        self.scales = nn.Parameter(torch.tensor(scales, dtype=torch.float32))
+        self.counts = init.get("counts")
+        self.projection = nn.Parameter(torch.from_numpy(init["projection"].copy()))
+        self.scales = nn.Parameter(torch.from_numpy(scales.copy()))
         std = math.sqrt(2.0 / d_pad)
-        self.w1 = nn.Parameter(torch.randn(steps, d_pad, hidden) * std)
+        self.w1 = nn.Parameter(torch.randn(steps, d_pad, hidden, generator=generator) * std)
         self.b1 = nn.Parameter(torch.zeros(steps, hidden))
         self.w2 = nn.Parameter(torch.zeros(steps, hidden, d_pad))
         self.b2 = nn.Parameter(torch.zeros(steps, d_pad))
         self.log_logit_scale = nn.Parameter(torch.zeros(()))
-        self.register_buffer("widths", torch.tensor(scales, dtype=torch.float32) * clip)
+        self.widths = torch.from_numpy(scales.copy())  # STE window of each step
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(n, dim) -> (n, d_pad) STE reconstructions sum_t alpha_t b_t."""
         z = x @ self.projection
         recon = torch.zeros_like(z)
+        first = torch.ones_like(z)
+        group = torch.zeros(z.shape, dtype=torch.int64)
         for t in range(len(self.scales)):
             r = z - recon
             h = torch.relu((r / self.unit) @ self.w1[t] + self.b1[t])
             pre = r + self.unit * (h @ self.w2[t] + self.b2[t])
-            recon = recon + self.scales[t] * SignSTE.apply(pre, self.widths[t])
+            if t > 0 and self.counts is not None:
+                tau = group_thresholds(
+                    (first * pre).detach(), group, self.counts[t, : 1 << (t - 1)]
+                )
+                pre = pre - first * tau
+            b = SignSTE.apply(pre, self.widths[t])
+            if t == 0:
+                first = b.detach()
+            elif self.counts is not None:
+                group = group | ((b.detach() == first).to(torch.int64) << (t - 1))
+            recon = recon + self.scales[t] * b
         return recon
 
     def export(self) -> dict[str, np.ndarray]:
@@ -86,17 +105,37 @@ class ResidualBinarizer(nn.Module):
                 "w2": self.w2 * self.unit,
                 "b2": self.b2 * self.unit,
             }
-            return {k: np.ascontiguousarray(v.numpy(), dtype=np.float32) for k, v in arrays.items()}
+            out = {k: np.ascontiguousarray(v.numpy(), dtype=np.float32) for k, v in arrays.items()}
+        if self.counts is not None:
+            out["counts"] = self.counts
+        return out
+
+
+def group_thresholds(push: torch.Tensor, group: torch.Tensor, counts: np.ndarray) -> torch.Tensor:
+    """(n, d) per-dim threshold: in each row and group g, midway between the counts[g]-th and
+    the next largest push of the group (so exactly counts[g] dims of g lie above it)."""
+    tau = torch.zeros_like(push)
+    for g, k in enumerate(counts.tolist()):
+        mine = group == g
+        size = int(mine[0].sum())
+        if k <= 0:
+            level = torch.full((len(push),), _FAR)
+        elif k >= size:
+            level = torch.full((len(push),), -_FAR)
+        else:
+            top = push.masked_fill(~mine, -math.inf).topk(k + 1, dim=1).values
+            level = 0.5 * (top[:, k - 1] + top[:, k])
+        tau = torch.where(mine, level[:, None], tau)
+    return tau
 
 
 @contextmanager
 def deterministic_torch(seed: int, threads: int = 1) -> Iterator[torch.Generator]:
-    """Seeded, deterministic, fixed-thread torch; global settings restored on exit."""
+    """A seeded generator under deterministic, fixed-thread torch; settings restored on exit."""
     old_threads = torch.get_num_threads()
     old_det = torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
-    torch.manual_seed(seed)
     try:
         yield torch.Generator().manual_seed(seed)
     finally:
@@ -105,7 +144,8 @@ def deterministic_torch(seed: int, threads: int = 1) -> Iterator[torch.Generator
 
 
 def exact_neighbors(x: np.ndarray, anchors: np.ndarray, k: int) -> np.ndarray:
-    """(len(anchors), k) ids of each anchor's k nearest rows of x by inner product, self excluded."""
+    """(len(anchors), k) ids of each anchor's k nearest rows of x by inner product, self
+    excluded."""
     index = faiss.IndexFlatIP(x.shape[1])
     index.add(x)
     out = np.empty((len(anchors), k), dtype=np.int64)
@@ -138,79 +178,143 @@ def batch_rows(
 def distillation_loss(
     x: torch.Tensor,
     recon: torch.Tensor,
-    scales: torch.Tensor,
+    same: torch.Tensor,
     log_scale: torch.Tensor,
     tau: float,
     mse_weight: float,
 ) -> torch.Tensor:
-    """KL(teacher || student) over the batch (self excluded) + mse_weight * inner-product MSE.
+    """KL(teacher || student) over the batch + mse_weight * inner-product MSE; pairs of the same
+    vector (`same`, the diagonal and repeated rows) are left out of both.
 
-    The student's logits are <z^_a, z^_c> / (d * sum alpha_t^2), a cosine-like similarity that a
-    common factor on the scales leaves unchanged (the logit scale alone sets its temperature).
+    The student's logits are <z^_a, z^_c> over the batch's mean squared norm of z^: a
+    cosine-like similarity that the overall size of the scales leaves unchanged, so the
+    learned logit scale alone sets the student's temperature.
     """
-    n, d = recon.shape
-    eye = torch.eye(n, dtype=torch.bool)
+    eye = same
     true_ip = x @ x.T
     est_ip = recon @ recon.T
-    cosine = est_ip / (d * (scales**2).sum())
+    cosine = est_ip / est_ip.diagonal().mean()
     teacher = torch.softmax((true_ip / tau).masked_fill(eye, -math.inf), dim=1)
     student = torch.log_softmax((cosine * log_scale.exp()).masked_fill(eye, -math.inf), dim=1)
     kl = (teacher * (torch.log(teacher.clamp_min(1e-30)) - student)).masked_fill(eye, 0.0)
-    mse = ((est_ip - true_ip) ** 2).masked_fill(eye, 0.0).sum() / (n * (n - 1))
+    mse = ((est_ip - true_ip) ** 2).masked_fill(eye, 0.0).sum() / (~eye).sum()
     return kl.sum(1).mean() + mse_weight * mse
 
 
-def initial_state(z: np.ndarray, steps: int) -> np.ndarray:
-    """Closed-form scales on the identity transform (the training-free start)."""
-    from encoders.binary import closed_form_scales
+class Validator:
+    """SDC recall@10 of held-out rows of the sample among the sample (self excluded): the model
+    selection metric of training (the best rotation iterate and SGD checkpoint are kept)."""
 
-    return closed_form_scales(z, steps)
+    def __init__(self, x: np.ndarray, spec: BinarySpec, rng: np.random.Generator) -> None:
+        self.spec = spec
+        rows = np.sort(rng.choice(len(x), size=min(len(x), _VALIDATION_ROWS), replace=False))
+        self.base = x[rows]
+        n_queries = max(min(spec.validation, len(rows) - 11), 0)
+        self.queries = np.sort(rng.choice(len(rows), size=n_queries, replace=False))
+        self.held_out = rows[self.queries]  # rows of x that training must not use as anchors
+        self.truth = exact_neighbors(self.base, self.queries, 10) if len(self.queries) else None
+
+    def recall(self, state: dict[str, np.ndarray]) -> float:
+        """Recall@10 of the binarizer `state` (1.0 when validation is disabled)."""
+        if self.truth is None:
+            return 1.0
+        from encoders.binary import BinaryEncoder
+
+        enc = BinaryEncoder(self.spec, self.base.shape[1])
+        enc.load_state(state)
+        enc.is_trained = True
+        recon = enc.decode(enc.encode(self.base))
+        index = faiss.IndexFlatIP(recon.shape[1])
+        index.add(recon)
+        _, ids = index.search(recon[self.queries], 11)
+        found = _drop_self(ids, self.queries, 10)
+        hits = sum(len(np.intersect1d(f, t)) for f, t in zip(found, self.truth, strict=True))
+        return hits / self.truth.size
 
 
-def train_binarizer(x: np.ndarray, d_pad: int, spec: BinarySpec) -> dict[str, np.ndarray]:
-    """Fit the binarizer on x (n, dim) and return its arrays (projection, scales, MLPs)."""
-    n, dim = x.shape
+def learn_rotation(
+    x: np.ndarray, init: dict[str, np.ndarray], spec: BinarySpec, validator: Validator
+) -> dict[str, np.ndarray]:
+    """The state with an orthogonal map learned by alternating minimisation (as ITQ and OPQ do):
+    code z = x P with closed-form scales, then P <- the rotation taking x closest to the
+    reconstructions (Procrustes). The iterate that validates best is kept (identity included)."""
+    x = x[:: -(-len(x) // _ROTATION_ROWS)]
+    pad = init["projection"]
+    constant_weight = "counts" in init
+    best, best_recall = pad, validator.recall(init)
+    projection = pad
+    for step in range(spec.rotation_iterations + 1):
+        z = np.ascontiguousarray(x @ projection)
+        scales, counts = closed_form_fit(z, spec.bits, constant_weight, rounds=1)
+        if step > 0:
+            state = {"projection": projection, "scales": scales}
+            score = validator.recall(state if counts is None else {**state, "counts": counts})
+            if score >= best_recall:
+                best, best_recall = projection, score
+        if step < spec.rotation_iterations:
+            recon = step_values(scales)[binarize(z, scales, None, counts)]
+            projection = np.ascontiguousarray(pad @ procrustes(x @ pad, recon))
+    if best is pad:
+        return init
+    scales, counts = closed_form_fit(x @ best, spec.bits, constant_weight)
+    state = {"projection": best, "scales": scales}
+    return state if counts is None else {**state, "counts": counts}
+
+
+def train_binarizer(
+    x: np.ndarray, init: dict[str, np.ndarray], spec: BinarySpec
+) -> dict[str, np.ndarray]:
+    """Fit the binarizer on x (n, dim) from the training-free `init` state: learn the rotation,
+    then the MLPs, scales and map by distillation; return its arrays."""
     rng = np.random.default_rng(spec.seed)
-    z0 = np.ascontiguousarray(x @ np.eye(dim, d_pad, dtype=np.float32))
-    scales = initial_state(z0[:, :dim], spec.bits)
-    group = min(spec.group, n)
-    k = min(spec.neighbors, n - 1)
-    anchors_per_batch = max(1, spec.batch_size // group)
-    n_anchors = min(n, spec.train_steps * anchors_per_batch)
-    anchors = np.sort(rng.choice(n, size=n_anchors, replace=False))
-    neighbors = exact_neighbors(x, anchors, max(k, group - 1))
-    with deterministic_torch(spec.seed) as gen:
-        torch.manual_seed(int(gen.initial_seed()))
-        unit = float(np.sqrt((z0[:, :dim] ** 2).mean()))
-        model = ResidualBinarizer(dim, d_pad, scales, spec.hidden, unit)
+    validator = Validator(x, spec, rng)
+    init = learn_rotation(x, init, spec, validator)
+    with deterministic_torch(spec.seed) as generator:
+        unit = float(np.sqrt(np.mean((x @ init["projection"]) ** 2)))
+        model = ResidualBinarizer(init, spec.hidden, unit, generator)
         model.log_logit_scale.data.fill_(-math.log(spec.temperature))
-        _optimize(model, torch.from_numpy(x), anchors, neighbors, group, spec, rng)
-        return model.export()
+        best = model.export()
+        if spec.train_steps > 0:
+            best = _optimize(model, x, spec, validator, rng)
+        return best
 
 
 def _optimize(
     model: ResidualBinarizer,
-    x: torch.Tensor,
-    anchors: np.ndarray,
-    neighbors: np.ndarray,
-    group: int,
+    x: np.ndarray,
     spec: BinarySpec,
+    validator: Validator,
     rng: np.random.Generator,
-) -> None:
-    """Adam with cosine decay over spec.train_steps batches of anchors and neighbours."""
+) -> dict[str, np.ndarray]:
+    """Adam with cosine decay over spec.train_steps batches of anchors and their neighbours;
+    returns the checkpoint (every spec.eval_every steps, the start included) that validates best."""
+    n = len(x)
+    group = min(spec.group, n)
+    pool = np.setdiff1d(np.arange(n), validator.held_out)
+    anchors = np.sort(rng.choice(pool, size=min(len(pool), spec.anchors), replace=False))
+    neighbors = exact_neighbors(x, anchors, min(max(spec.neighbors, group - 1), n - 1))
     opt = torch.optim.Adam(model.parameters(), lr=spec.learning_rate)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=spec.train_steps)
     per_batch = max(1, spec.batch_size // group)
     order = rng.permutation(len(anchors))
+    data = torch.from_numpy(x)
+    best = model.export()
+    best_recall = validator.recall(best)
     for step in range(spec.train_steps):
-        pos = (step * per_batch) % len(anchors)
-        pick = order[np.arange(pos, pos + per_batch) % len(anchors)]
-        rows = batch_rows(anchors[pick], neighbors[pick], group, rng)
-        xb = x[torch.from_numpy(rows)]
+        pick = order[np.arange(step * per_batch, (step + 1) * per_batch) % len(anchors)]
+        ids = torch.from_numpy(batch_rows(anchors[pick], neighbors[pick], group, rng))
+        xb = data[ids]
+        same = ids[:, None] == ids[None, :]
         loss = distillation_loss(
-            xb, model(xb), model.scales, model.log_logit_scale, spec.temperature, spec.mse_weight
+            xb, model(xb), same, model.log_logit_scale, spec.temperature, spec.mse_weight
         )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
+        if (step + 1) % spec.eval_every == 0 or step + 1 == spec.train_steps:
+            state = model.export()
+            score = validator.recall(state)
+            if score >= best_recall:
+                best, best_recall = state, score
+    return best

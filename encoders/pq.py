@@ -11,6 +11,7 @@ import numpy as np
 
 from core.errors import InvalidSpec
 from encoders.base import Encoder
+from encoders.pq_assign import anisotropic_codes
 from encoders.pq_train import train_codebooks, train_opq
 from encoders.spec import PQSpec
 
@@ -25,7 +26,7 @@ class PQEncoder(Encoder):
 
     kind = "pq"
     needs_training = True
-    nearest_centroid_codes = True  # FAISS computes the same codes from the same codebooks
+    nearest_centroid_codes = True  # FAISS computes the same codes (when anisotropic_eta == 1)
     isometric = True  # an orthogonal rotation and zero padding preserve inner products
 
     def __init__(self, spec: PQSpec, dim: int) -> None:
@@ -35,6 +36,12 @@ class PQEncoder(Encoder):
         self.d_pad = padded_dim(dim, spec.m)
         self.pq = faiss.ProductQuantizer(self.d_pad, spec.m, spec.nbits)
         self.rotation = np.eye(dim, self.d_pad, dtype=np.float32)
+        # anisotropic codes are not FAISS's nearest-centroid codes: indexes take them as given
+        self.nearest_centroid_codes = self._aniso_passes == 0
+
+    @property
+    def _aniso_passes(self) -> int:
+        return 0 if self.spec.anisotropic_eta == 1.0 else int(self.spec.anisotropic_passes)
 
     @property
     def code_size(self) -> int:
@@ -80,7 +87,9 @@ class PQEncoder(Encoder):
         self.rotation = pad
         if spec.opq and spec.opq_iterations > 0:
             rng = np.random.default_rng(spec.seed + 1)
-            rot = train_opq(np.ascontiguousarray(x @ pad), spec.m, self.ksub, spec.opq_iterations, rng)
+            rot = train_opq(
+                np.ascontiguousarray(x @ pad), spec.m, self.ksub, spec.opq_iterations, rng
+            )
             self.rotation = np.ascontiguousarray(pad @ rot)
 
     def fit_codebooks(self, z: np.ndarray) -> None:
@@ -102,7 +111,9 @@ class PQEncoder(Encoder):
 
     def set_codebooks(self, books: np.ndarray) -> None:
         """Install (m, ksub, dsub) centroids into the FAISS quantizer."""
-        faiss.copy_array_to_vector(np.ascontiguousarray(books, np.float32).ravel(), self.pq.centroids)
+        faiss.copy_array_to_vector(
+            np.ascontiguousarray(books, np.float32).ravel(), self.pq.centroids
+        )
         self.pq.sync_transposed_centroids()
 
     def codebooks(self) -> np.ndarray:
@@ -112,7 +123,26 @@ class PQEncoder(Encoder):
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         self.require_trained()
-        return self.pq.compute_codes(self.transform(self.check(x)))
+        z = self.transform(self.check(x))
+        return self.encode_target(z, z)
+
+    def encode_target(self, target: np.ndarray, direction: np.ndarray) -> np.ndarray:
+        """Codes of `target` (in the quantized space), scored along `direction`: the target
+        itself for plain codes, the full vector when the target is an IVF residual."""
+        self.require_trained()
+        target = np.ascontiguousarray(target, dtype=np.float32)
+        codes = self.pq.compute_codes(target)
+        if self._aniso_passes == 0 or len(target) == 0:
+            return codes
+        digits = anisotropic_codes(
+            target,
+            direction,
+            self.codebooks(),
+            unpack_codes(codes, self.spec.m, self.nbits),
+            self.spec.anisotropic_eta,
+            self._aniso_passes,
+        )
+        return pack_codes(digits, self.nbits, self.code_size)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         self.require_trained()
@@ -131,3 +161,23 @@ class PQEncoder(Encoder):
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.rotation = np.ascontiguousarray(arrays["rotation"], dtype=np.float32)
         self.set_codebooks(arrays["codebooks"])
+
+
+def unpack_codes(codes: np.ndarray, m: int, nbits: int) -> np.ndarray:
+    """FAISS PQ codes (n, code_size) -> centroid indices (n, m); 4-bit codes low nibble first."""
+    codes = np.ascontiguousarray(codes, dtype=np.uint8)
+    if nbits == 8:
+        return codes[:, :m].astype(np.int64)
+    pairs = np.stack([codes & 15, codes >> 4], axis=2).reshape(len(codes), -1)
+    return pairs[:, :m].astype(np.int64)
+
+
+def pack_codes(digits: np.ndarray, nbits: int, code_size: int) -> np.ndarray:
+    """Inverse of `unpack_codes`."""
+    digits = np.ascontiguousarray(digits, dtype=np.uint8)
+    if nbits == 8:
+        return digits
+    n, m = digits.shape
+    padded = np.zeros((n, code_size * 2), dtype=np.uint8)
+    padded[:, :m] = digits
+    return np.ascontiguousarray(padded[:, 0::2] | (padded[:, 1::2] << 4))

@@ -39,7 +39,9 @@ def sinkhorn_assign(
     return (kernel * v.transpose(1, 2)).argmax(2), v
 
 
-def _update(x: torch.Tensor, assign: torch.Tensor, c: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+def _update(
+    x: torch.Tensor, assign: torch.Tensor, c: torch.Tensor, rng: np.random.Generator
+) -> torch.Tensor:
     """Means of the assigned points; an empty centroid is re-seeded on a random point."""
     g, n, d = x.shape
     k = c.shape[1]

@@ -157,7 +157,12 @@ class Index(ABC):
         return SearchResult(_clean_scores(dist, ids, self.metric), ids)
 
     def _reranked(
-        self, xq: np.ndarray, k: int, oversample: float, params: SearchParams, allowed: np.ndarray | None
+        self,
+        xq: np.ndarray,
+        k: int,
+        oversample: float,
+        params: SearchParams,
+        allowed: np.ndarray | None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k after re-scoring ceil(k x oversample) candidates exactly from the fp16 file."""
         assert self.vectors is not None

@@ -66,17 +66,37 @@ def add_codes(index: faiss.Index, encoder: Encoder, ids: np.ndarray, x: np.ndarr
         add_to_lists(index, np.zeros(len(ids), dtype=np.int64), ids, encoder.encode(x))
 
 
-def add_to_lists(index: faiss.IndexIVF, lists: np.ndarray, ids: np.ndarray, codes: np.ndarray) -> None:
-    """Append precomputed codes to the given inverted lists of an IVF index."""
-    invlists = index.invlists
+def add_to_lists(
+    index: faiss.IndexIVF, lists: np.ndarray, ids: np.ndarray, codes: np.ndarray
+) -> None:
+    """Append precomputed codes (FAISS's flat code layout) to the given inverted lists of an IVF
+    index; fast-scan lists take them packed in their 32-row blocks."""
+    invlists = faiss.downcast_InvertedLists(index.invlists)
+    blocked = isinstance(invlists, faiss.BlockInvertedLists)
     for list_no in np.unique(lists):
         sel = np.flatnonzero(lists == list_no)
         sub_codes = np.ascontiguousarray(codes[sel], dtype=np.uint8)
+        if blocked:
+            sub_codes = pack_blocks(invlists, sub_codes)
         sub_ids = np.ascontiguousarray(ids[sel], dtype=np.int64)
         invlists.add_entries(
             int(list_no), len(sel), faiss.swig_ptr(sub_ids), faiss.swig_ptr(sub_codes)
         )
     index.ntotal += len(ids)
+
+
+def pack_blocks(invlists: faiss.BlockInvertedLists, codes: np.ndarray) -> np.ndarray:
+    """Flat 4-bit PQ codes -> the fast-scan block layout (last block zero-padded)."""
+    per, size = invlists.n_per_block, invlists.block_size
+    blocks = -(-len(codes) // per)
+    flat = np.zeros((blocks * per, codes.shape[1]), dtype=np.uint8)
+    flat[: len(codes)] = codes
+    packed = np.zeros(blocks * size, dtype=np.uint8)
+    for b in range(blocks):
+        invlists.packer.pack_all(
+            faiss.swig_ptr(flat[b * per : (b + 1) * per]), faiss.swig_ptr(packed[b * size :])
+        )
+    return packed
 
 
 def vector_bytes(vec: object) -> int:

@@ -21,9 +21,7 @@ KINDS: dict[str, type[Index]] = {"flat": FlatIndex, "ivf": IVFIndex, "hnsw": HNS
 FAISS_FILE = "faiss.index"
 
 
-def build_index(
-    encoder_spec: Any, index_spec: Any, dim: int, folder: Path | None = None
-) -> Index:
+def build_index(encoder_spec: Any, index_spec: Any, dim: int, folder: Path | None = None) -> Index:
     """A fresh index (train it before adding, unless the encoder needs no training)."""
     spec = INDEX_SPEC.validate_python(index_spec) if isinstance(index_spec, dict) else index_spec
     return index_for(build_encoder(encoder_spec, dim), spec, folder)

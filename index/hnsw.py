@@ -74,7 +74,7 @@ class HNSWIndex(Index):
     def _remove(self, ids: np.ndarray) -> int:
         hit = np.isin(self.ids, ids) & self.alive
         self.alive[hit] = False
-        return int(len(np.unique(self.ids[hit])))
+        return len(np.unique(self.ids[hit]))
 
     def _candidates(
         self, xq: np.ndarray, k: int, params: SearchParams, allowed: np.ndarray | None
@@ -100,7 +100,9 @@ class HNSWIndex(Index):
         best, pos = topk(scores, np.broadcast_to(positions, scores.shape), k)
         return (best if self.metric == "ip" else -best), pos
 
-    def _exact(self, xq: np.ndarray, k: int, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _exact(
+        self, xq: np.ndarray, k: int, positions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         dist, pos = self._exact_positions(xq, k, positions)
         return dist, np.where(pos >= 0, self.ids[np.maximum(pos, 0)], -1)
 

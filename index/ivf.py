@@ -48,7 +48,7 @@ def _empty_ivf(encoder: Encoder, spec: IVFSpec, quantizer: faiss.Index) -> faiss
         return faiss.IndexIVFScalarQuantizer(quantizer, d, spec.nlist, qt, mt, spec.by_residual)
     if isinstance(encoder, Codebooked):
         m = encoder.codebooks().shape[0]
-        if encoder.nbits == 4 and exact_codes(encoder):
+        if encoder.nbits == 4 and isinstance(encoder, PQEncoder):
             return faiss.IndexIVFPQFastScan(quantizer, d, spec.nlist, m, 4, mt, 32)
         return faiss.IndexIVFPQ(quantizer, d, spec.nlist, m, encoder.nbits, mt)
     raise InvalidSpec(f"no ivf index for encoder {encoder.kind!r}")
@@ -59,7 +59,8 @@ class IVFIndex(Index):
 
     def __init__(self, encoder: Encoder, spec: IVFSpec, folder: Path | None = None) -> None:
         super().__init__(encoder, spec, folder)
-        if spec.by_residual and isinstance(encoder, Codebooked) and not exact_codes(encoder):
+        own_codes = isinstance(encoder, Codebooked) and not isinstance(encoder, PQEncoder)
+        if spec.by_residual and own_codes:
             raise InvalidSpec(f"ivf over {encoder.kind!r} codes needs by_residual=false")
         self.faiss: faiss.IndexIVF | None = None
 
@@ -113,12 +114,25 @@ class IVFIndex(Index):
 
     def _add(self, labels: np.ndarray, x: np.ndarray) -> None:
         index = self._base_index()
-        if isinstance(self.encoder, Codebooked) and not exact_codes(self.encoder):
+        enc = self.encoder
+        if isinstance(enc, Codebooked) and not exact_codes(enc):
             # codes chosen by the encoder itself (not nearest centroid): listed by hand
-            _, lists = index.quantizer.search(self._coarse_view(x), 1)
-            add_to_lists(index, lists.ravel(), labels, self.encoder.encode(x))
+            z = self._coarse_view(x)
+            lists = index.quantizer.search(z, 1)[1].ravel()
+            if isinstance(enc, PQEncoder):
+                target = z - self._centroids()[lists] if index.by_residual else z
+                codes = enc.encode_target(target, z)
+            else:
+                codes = enc.encode(x)
+            add_to_lists(index, lists, labels, codes)
         else:
             index.add_with_ids(self._coarse_view(x), labels)
+
+    def _centroids(self) -> np.ndarray:
+        quantizer = faiss.downcast_index(self._base_index().quantizer)
+        return faiss.rev_swig_ptr(quantizer.get_xb(), quantizer.ntotal * quantizer.d).reshape(
+            quantizer.ntotal, quantizer.d
+        )
 
     def _remove(self, labels: np.ndarray) -> int:
         return int(self._base_index().remove_ids(faiss.IDSelectorBatch(labels)))

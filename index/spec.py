@@ -26,7 +26,7 @@ class FlatSpec(_Spec):
 
     kind: Literal["flat"] = "flat"
     metric: Metric = "ip"
-    rerank: RerankSpec = Field(default_factory=RerankSpec)
+    rerank: RerankSpec = Field(default_factory=lambda: RerankSpec.model_validate({}))
 
 
 class IVFSpec(_Spec):
@@ -40,7 +40,7 @@ class IVFSpec(_Spec):
     train_iterations: int = Field(20, ge=1, le=200)
     max_train: int = Field(131_072, ge=256)
     seed: int = 0
-    rerank: RerankSpec = Field(default_factory=RerankSpec)
+    rerank: RerankSpec = Field(default_factory=lambda: RerankSpec.model_validate({}))
 
 
 class HNSWSpec(_Spec):
@@ -51,7 +51,7 @@ class HNSWSpec(_Spec):
     m: int = Field(32, ge=4, le=256)
     ef_construction: int = Field(40, ge=8)
     ef_search: int = Field(64, ge=1)
-    rerank: RerankSpec = Field(default_factory=RerankSpec)
+    rerank: RerankSpec = Field(default_factory=lambda: RerankSpec.model_validate({}))
 
 
 IndexSpec = Annotated[FlatSpec | IVFSpec | HNSWSpec, Field(discriminator="kind")]

@@ -34,7 +34,9 @@ class VectorFile:
         self.path = self.folder / VECTORS_FILE
         self._ids_path = self.folder / IDS_FILE
         if not self.path.exists():
-            empty = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss_metric(metric))
+            empty = faiss.IndexScalarQuantizer(
+                dim, faiss.ScalarQuantizer.QT_fp16, faiss_metric(metric)
+            )
             faiss.write_index(empty, str(self.path))
         self._ids_path.touch(exist_ok=True)
         self._rows = self._recover()

@@ -1,4 +1,5 @@
-"""Parse WordNet 3.0 data files (Debian wordnet-base) into gloss texts and example-sentence queries."""
+"""Parse WordNet 3.0 data files (Debian wordnet-base) into gloss texts and example-sentence
+queries."""
 
 from __future__ import annotations
 

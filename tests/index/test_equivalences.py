@@ -9,7 +9,10 @@ from index import FlatSpec, IVFSpec, RerankSpec, SearchParams, index_for
 
 def test_ivf_with_nprobe_equal_nlist_equals_exhaustive(data):
     xb, xq = data
-    ivf = index_for(build_encoder(PQSpec(m=8, iterations=4, opq_iterations=1), 32), IVFSpec(nlist=8, by_residual=False))
+    ivf = index_for(
+        build_encoder(PQSpec(m=8, iterations=4, opq_iterations=1), 32),
+        IVFSpec(nlist=8, by_residual=False),
+    )
     ivf.train(xb)
     flat = index_for(ivf.encoder, FlatSpec())  # the very same codebooks
     for index in (ivf, flat):
@@ -27,7 +30,7 @@ def test_ivf_float_with_all_lists_is_exact(data):
     ivf.train(xb)
     ivf.add(np.arange(len(xb)), xb)
     res = ivf.search(xq, 10, SearchParams(nprobe=8))
-    scores, ids = exact_topk(xq, xb, 10)
+    scores, _ = exact_topk(xq, xb, 10)
     np.testing.assert_allclose(res.scores, scores, rtol=1e-5, atol=1e-6)
 
 
