@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -58,13 +59,27 @@ def stop_group(
     proc.wait(10)
 
 
+# Ray turns 127.0.0.1 into the machine's address (for the node and for the address a driver
+# joins) unless its lookup is pinned, as tests/cluster pins it in-process.
+PIN_RAY_TO_LOOPBACK = (
+    "import sys, ray._private.services as s; s.get_node_ip_address = lambda *a, **k: "
+    "'127.0.0.1'; s.resolve_ip_for_localhost = lambda h: h; "
+)
+
+
 class Pith:
-    """`python -m server serve` on a free loopback port."""
+    """`python -m server serve` on a free loopback port (Ray pinned to loopback)."""
 
     def __init__(self, data: Path, *extra: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "server", "serve", "--data", str(data)]
+        run = PIN_RAY_TO_LOOPBACK + "from server.cli import main; sys.exit(main())"
+        cmd = (
+            [sys.executable, "-c", run]
+            if "--cluster" in extra
+            else [sys.executable, "-m", "server"]
+        )
+        cmd += ["serve", "--data", str(data)]
         cmd += ["--host", "127.0.0.1", "--port", str(self.port), *extra]
         full_env = {**os.environ, "PITH_CPU_THREADS": "2", "PITH_LOG_LEVEL": "warning"}
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**full_env, **(env or {})})
@@ -146,20 +161,29 @@ class Nginx:
 
 
 class RayHead:
-    """`ray start --head --block` pinned to loopback, with its own temp folder and ports."""
+    """`ray start --head --block` pinned to loopback, with its own temp folder, ports and
+    auth token (Ray turns 127.0.0.1 into the machine's address unless told not to)."""
+
+    PIN = PIN_RAY_TO_LOOPBACK + "from ray.scripts.scripts import main; sys.argv[0] = 'ray'; main()"
 
     def __init__(self) -> None:
-        ray = Path(sys.executable).parent / "ray"
         self.temp_dir = tempfile.mkdtemp(prefix="pray", dir="/tmp")  # short: socket paths
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        cmd = [str(ray), "start", "--head", "--block", "--node-ip-address", "127.0.0.1"]
-        cmd += ["--port", str(self.port), "--num-cpus", "4", "--include-dashboard", "false"]
-        cmd += ["--temp-dir", self.temp_dir, "--disable-usage-stats"]
-        cmd += ["--ray-client-server-port", str(free_port())]
+        cmd = [sys.executable, "-c", self.PIN, "start", "--head", "--block"]
+        cmd += ["--node-ip-address", "127.0.0.1", "--port", str(self.port), "--num-cpus", "4"]
+        cmd += ["--include-dashboard", "false", "--temp-dir", self.temp_dir]
+        cmd += ["--disable-usage-stats", "--ray-client-server-port", str(free_port())]
         cmd += ["--dashboard-agent-listen-port", str(free_port())]
-        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-        self.proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+        # The workers import this checkout (the editable install may predate cluster/).
+        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+        self.env = {
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN": secrets.token_hex(32),
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "PYTHONPATH": path,
+        }
+        self.proc = subprocess.Popen(cmd, env={**os.environ, **self.env}, start_new_session=True)
         wait_until(self._up, 90, "ray head up")
 
     def _up(self) -> bool:
@@ -169,7 +193,7 @@ class RayHead:
             return s.connect_ex(("127.0.0.1", self.port)) == 0
 
     def stop(self) -> None:
-        stop_group(self.proc, signal.SIGTERM, wait_s=30)
+        stop_group(self.proc, signal.SIGTERM, wait_s=10)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
@@ -189,6 +213,6 @@ def stop_group_pith(pith: Pith) -> None:
     if pith.proc.poll() is None:
         pith.proc.send_signal(signal.SIGTERM)
         try:
-            pith.proc.wait(30)
+            pith.proc.wait(10)
         except subprocess.TimeoutExpired:
             pith.kill()

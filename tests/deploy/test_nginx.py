@@ -120,7 +120,7 @@ def test_cluster_writes_and_searches_survive_a_killed_ingress(
         pytest.skip(missing)
     head = RayHead()
     started.append(head)
-    env = {"PITH_CLUSTER_SHARDS": "1", "PITH_CLUSTER_REPLICAS": "2"}
+    env = {**head.env, "PITH_CLUSTER_SHARDS": "1", "PITH_CLUSTER_REPLICAS": "2"}
     ingresses = [
         Pith(tmp_path / f"ingress{i}", "--cluster", head.address, env=env) for i in range(2)
     ]
