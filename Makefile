@@ -26,6 +26,7 @@ install: $(STAMP) ## create .venv and install pith with its dependencies
 
 system-deps: ## install the Debian packages tests and the demo use (wordnet-base, nginx)
 	@dpkg -s wordnet-base >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wordnet-base)
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || (apt-get update -qq && apt-get install -y -qq nginx)
 
 run: install system-deps ## start the server on $(DATA) with a demo collection (HOST, PORT)
 	$(PY) -m server serve --data $(DATA) --host $(HOST) --port $(PORT) --demo
