@@ -402,10 +402,10 @@ def fde_reference(x: np.ndarray, offsets: np.ndarray, mats: FdeMatrices) -> np.n
 
 
 def fde_rows(ctx: Ctx, n: int) -> list[Row]:
-    """Check and time FDE encoding of n / 1000 documents (at least 100)."""
+    """Check and time FDE encoding of n / 1000 documents (at least 20)."""
     from kernels.fde import fde_batch  # the CPU path (PITH_KERNELS=cpu in main)
 
-    docs = max(100, n // 1000)
+    docs = max(20, n // 1000)
     x, offsets, mats = fde_inputs(ctx, docs)
     ref = fde_reference(x, offsets, mats)
     cpu_ms = time_host_ms(lambda: fde_batch(x, offsets, mats, False, True), 1)
