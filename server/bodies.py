@@ -27,6 +27,7 @@ BATCH_KEYS = {"points", "ids", "payloads", "vectors_b64", "dtype", "shape", "off
 B64_KEY = b'"vectors_b64"'
 POINT_KEYS = {"id", "vector", "vectors", "vector_b64", "dtype", "shape", "text", "payload"}
 SOURCES = ("vector", "vectors", "vector_b64", "text")
+MAX_PAYLOAD_DEPTH = 64  # orjson writes at most 255 levels; deeper payloads were a 500
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ def parse_json_model(model: type[M], body: bytes) -> M:
 def _matrix(rows: list[Any], name: str) -> np.ndarray:
     """A list of equal-length number lists -> float32 matrix (ragged/non-numeric refused)."""
     try:
-        return np.array(rows, dtype=np.float32)
+        with np.errstate(over="ignore"):  # overflow gives inf, which validation refuses
+            return np.array(rows, dtype=np.float32)
     except (ValueError, TypeError) as exc:
         raise InvalidInput(f"{name}: expected equal-length lists of numbers") from exc
 
@@ -105,6 +107,7 @@ def _point_columns(points: list[Any]) -> tuple[list[str], list[dict[str, Any] | 
         payload = p.get("payload")
         if payload is not None and type(payload) is not dict:
             raise InvalidInput(f"points[{i}].payload: expected an object")
+        _check_depth(payload, f"points[{i}].payload")
         payloads.append(payload)
     return keys, payloads
 
@@ -129,7 +132,25 @@ def _payload_column(doc: dict[str, Any]) -> list[dict[str, Any] | None]:
         raise InvalidInput("payloads: a list as long as ids")
     if any(p is not None and type(p) is not dict for p in payloads):
         raise InvalidInput("payloads: objects or nulls")
+    for i, p in enumerate(payloads):
+        _check_depth(p, f"payloads[{i}]")
     return payloads
+
+
+def _check_depth(payload: object, name: str) -> None:
+    """Refuse payloads nested deeper than MAX_PAYLOAD_DEPTH (iteratively: no recursion)."""
+    stack: list[tuple[object, int]] = [(payload, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if type(value) is dict:
+            children: Any = value.values()
+        elif type(value) is list:
+            children = value
+        else:
+            continue
+        if depth > MAX_PAYLOAD_DEPTH:
+            raise InvalidInput(f"{name}: nested deeper than {MAX_PAYLOAD_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in children)
 
 
 def _object(body: bytes) -> dict[str, Any]:

@@ -115,6 +115,8 @@ async def _http_error(request: Request, exc: Exception) -> FastJSON:
         err: PithError = NotFound(f"no route {request.method} {request.url.path}")
     elif exc.status_code == 405:
         err = MethodNotAllowed(f"method {request.method} not allowed on {request.url.path}")
+    elif exc.status_code == 400:  # FastAPI could not decode the body (e.g. invalid UTF-8)
+        err = InvalidInput(str(exc.detail))
     else:
         err = PithError(str(exc.detail))
         err.status, err.code = exc.status_code, "http_error"

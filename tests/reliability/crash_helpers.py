@@ -80,7 +80,7 @@ class ForkServer:
         self._lock = threading.Lock()
 
     def start(
-        self, data: Path, ready: bool = True, rlimit_fsize: int | None = None, **settings: Any
+        self, data: Path, ready: bool = True, log_file: Path | None = None, **settings: Any
     ) -> Forked:
         port = free_port()
         settings = {
@@ -91,7 +91,8 @@ class ForkServer:
             "log_level": "error",
             **settings,
         }
-        request = json.dumps({"settings": settings, "rlimit_fsize": rlimit_fsize})
+        log = None if log_file is None else str(log_file)
+        request = json.dumps({"settings": settings, "log_file": log})
         with self._lock:
             assert self.proc.stdin is not None and self.proc.stdout is not None
             self.proc.stdin.write(request + "\n")

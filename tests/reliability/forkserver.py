@@ -1,7 +1,7 @@
 """A fork server for crash tests: imports the server once, then forks a fresh pith server
 per request, so each of many kill -9 cycles costs a fork instead of a 4 s interpreter start.
 
-Protocol (one JSON object per line on stdin): {"settings": {...}, "rlimit_fsize": int|null}.
+Protocol (one JSON object per line on stdin): {"settings": {...}, "log_file": path|null}.
 It answers each with the child's pid on stdout. The children are real uvicorn servers in
 their own processes: a test kills them with SIGKILL like any other. SIGCHLD is ignored, so
 killed children are reaped at once and `os.kill(pid, 0)` failing means the child is gone.
@@ -30,13 +30,11 @@ from server.settings import Settings
 def serve(request: dict) -> None:
     """In the child: run one server until killed."""
     os.setpgid(0, 0)
+    if request.get("log_file"):  # the child's output: a file, or stderr (stdout is our pipe)
+        fd = os.open(request["log_file"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(fd, 2)
+    os.dup2(2, 1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    if request.get("rlimit_fsize"):
-        import resource
-
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        limit = int(request["rlimit_fsize"])
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
     settings = Settings(**request["settings"])
     uvicorn.run(
         create_app(settings),
