@@ -24,6 +24,7 @@ import os
 import statistics
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -253,7 +254,23 @@ def lut_rows(ctx: Ctx, n: int, nbits: int) -> list[Row]:
                 return torch_scan.lut_topk(luts, codes, nbits, ctx.k, use_triton=use_triton)
 
             poison(ctx.dev)
-            s, ids = run()
+            try:
+                s, ids = run()
+            except Exception as exc:  # a Triton compile error must not hide the other rows
+                traceback.print_exc()
+                rows.append(
+                    Row(
+                        name,
+                        n,
+                        f"{label} nq={nq}",
+                        float("nan"),
+                        None,
+                        None,
+                        False,
+                        repr(exc)[:200],
+                    )
+                )
+                continue
             err, ok = check_topk(ref[:nq], dispatch.to_numpy(s), dispatch.to_numpy(ids), ctx.k)
             ms = time_ms(run, ctx.dev, ctx.repeats)
             note = f"{100 * floor_ms / ms:.0f}% of bw floor {floor_ms:.3f} ms"
@@ -475,7 +492,11 @@ def main(argv: list[str] | None = None) -> int:
         }
         for name, suite in suites.items():
             if name in only:
-                new = suite()
+                try:
+                    new = suite()
+                except Exception as exc:  # report and go on with the other kernels
+                    traceback.print_exc()
+                    new = [Row(name, n, "error", float("nan"), None, None, False, repr(exc)[:200])]
                 print_table(new)
                 rows.extend(new)
                 sys.stdout.flush()
