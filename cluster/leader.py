@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from cluster.settings import ClusterConfig
 from server.service.errors import Unavailable
 
 log = logging.getLogger("pith.cluster.leader")
+LOST_S = 60.0  # how long a node that lost a replica gets no new one
 COVERED = "covered"  # a dead replica's write, held by the snapshot its replacement restored
 RemoteReplica: Any = ray.remote(ShardReplica)
 
@@ -89,7 +91,7 @@ class ShardLeader:
         self.repairing = asyncio.Lock()
         self.generation = 0
         self.tasks: set[asyncio.Task[Any]] = set()
-        self.lost_nodes: set[str] = set()
+        self.lost_at: dict[str, float] = {}  # node -> when it last lost a replica
 
     # replicas ------------------------------------------------------------------------------
     async def setup(self) -> None:
@@ -105,10 +107,9 @@ class ShardLeader:
     def _pick_node(self) -> str | None:
         """An alive node without a replica of this shard (any alive node if none is left)."""
         used = {link.node_id for link in self.links if link.alive}
-        # a node that just lost a replica may still be listed alive for a moment
-        alive = sorted(
-            n["NodeID"] for n in ray.nodes() if n["Alive"] and n["NodeID"] not in self.lost_nodes
-        )
+        # a node that just lost a replica may be dying, although still listed alive
+        recent = {n for n, at in self.lost_at.items() if time.monotonic() - at < LOST_S}
+        alive = sorted(n["NodeID"] for n in ray.nodes() if n["Alive"] and n["NodeID"] not in recent)
         free = [n for n in alive if n not in used] or alive
         return free[(self.shard + self.generation) % len(free)] if free else None
 
@@ -177,7 +178,7 @@ class ShardLeader:
             return
         log.warning("%s/%d lost a replica on node %s", self.collection, self.shard, link.node_id)
         link.alive = False
-        self.lost_nodes.add(link.node_id)
+        self.lost_at[link.node_id] = time.monotonic()
         if link.pump is not None and link.pump is not asyncio.current_task():
             link.pump.cancel()
         self._background(self._repair(link))
@@ -193,7 +194,8 @@ class ShardLeader:
                     await self._copy(survivors[0], dead)
                     return
                 except RayError as exc:  # the survivor (or the new replica) died too: again
-                    log.warning("repair of %s/%d failed: %s", self.collection, self.shard, exc)
+                    log.warning("repair of %s/%d failed: %r", self.collection, self.shard, exc)
+                    await asyncio.sleep(1.0)
 
     async def _copy(self, survivor: Link, dead: Link) -> None:
         async with self.order:  # no new writes meanwhile: the snapshot is at a cut

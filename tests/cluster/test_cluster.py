@@ -88,7 +88,9 @@ def test_node_killed_during_ingestion(ray_cluster: Any, service: ClusterService)
     import ray
 
     xb, xq = clustered(N, seed=3), clustered(40, seed=4)
-    collection, created = service.create("kill", CollectionSpec(dim=DIM, metric="ip"))
+    collection, created = service.create(
+        "kill", CollectionSpec.model_validate({"dim": DIM, "metric": "ip"})
+    )
     assert created
     ingest = Ingest(collection, xb)
     ingest.start()
