@@ -52,7 +52,8 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data=Path(tmp), cpu_threads=2, checkpoint_every_points=1000)
+        options = {"data": Path(tmp), "cpu_threads": 2, "checkpoint_every_points": 1000}
+        settings = Settings.model_validate(options)
         with TestClient(create_app(settings)) as client:
             while client.get("/readyz").status_code != 200:
                 time.sleep(0.1)
