@@ -22,6 +22,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import ROOT, free_port, stop_group, wait_until
 
 DOCKERFILES = {"cpu": ROOT / "Dockerfile", "gpu": ROOT / "deploy" / "Dockerfile.gpu"}
@@ -254,3 +255,35 @@ def test_install_script_dependencies_resolve_in_a_fresh_venv(tmp_path: Path) -> 
     }
     result = subprocess.run(["sh", str(INSTALL), "deps"], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def k8s_workloads() -> list[dict]:
+    docs = [
+        d
+        for f in sorted((ROOT / "deploy" / "k8s").glob("*.yaml"))
+        for d in yaml.safe_load_all(f.read_text())
+        if d
+    ]
+    return [d for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
+
+
+def test_k8s_workloads_have_requests_probes_and_volumes() -> None:
+    workloads = {w["metadata"]["name"]: w for w in k8s_workloads()}
+    assert set(workloads) == {"ray-head", "ray-worker", "pith"}
+    for name, workload in workloads.items():
+        pod = workload["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        for container in pod["containers"]:
+            assert {"cpu", "memory"} <= set(container["resources"]["requests"]), name
+            assert "readinessProbe" in container and "livenessProbe" in container, name
+        if workload["kind"] == "StatefulSet":  # Ray nodes keep shard data on their own volume
+            (claim,) = workload["spec"]["volumeClaimTemplates"]
+            mounts = pod["containers"][0]["volumeMounts"]
+            assert {"name": claim["metadata"]["name"], "mountPath": "/data"} in mounts
+    ingress = workloads["pith"]["spec"]["template"]["spec"]["containers"][0]
+    assert (
+        ingress["command"][:2] == ["pith", "serve"] and "ray://ray-head:10001" in ingress["command"]
+    )
+    assert ingress["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    env = {e["name"]: e.get("value") for e in ingress["env"]}
+    assert int(env["PITH_CLUSTER_REPLICAS"]) <= workloads["ray-worker"]["spec"]["replicas"]

@@ -8,13 +8,15 @@ deployment deploy/README.md describes), with writes (wait=true) and searches."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import threading
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from conftest import Nginx, Pith, RayHead
+import yaml
+from conftest import NGINX_TEMPLATE, ROOT, Nginx, Pith, RayHead
 
 DIM = 16
 SPEC = {"dim": DIM, "metric": "cosine"}
@@ -156,3 +158,26 @@ def wait_for_acks(traffic: Traffic, n: int, timeout_s: float = 120) -> None:
         return len(traffic.acked) >= n
 
     wait_until(enough, timeout_s, f"{n} acknowledged points")
+
+
+def test_compose_puts_every_ingress_behind_nginx_and_every_ray_node_on_a_volume() -> None:
+    services = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())["services"]
+    commands = {name: str(s.get("command", "")) for name, s in services.items()}
+    ingresses = sorted(n for n, c in commands.items() if c.startswith("pith serve"))
+    ray_nodes = sorted(n for n, c in commands.items() if c.startswith("ray start"))
+    assert len(ingresses) >= 2 and len(ray_nodes) >= 3
+    nginx = services["nginx"]
+    upstreams = nginx["environment"]["PITH_UPSTREAMS"]
+    assert sorted(re.findall(r"server ([\w-]+):8000 ", upstreams)) == ingresses
+    assert "./nginx/pith.conf:/etc/nginx/templates/pith.conf.template:ro" in nginx["volumes"]
+    rendered = NGINX_TEMPLATE.read_text()
+    for name, value in nginx["environment"].items():
+        rendered = rendered.replace("${" + name + "}", str(value))
+    assert "${PITH_" not in rendered
+    for name in ingresses:
+        assert "--cluster ray://ray-head:10001" in commands[name]
+        assert services[name]["tmpfs"] == ["/data"]  # stateless
+        replicas = int(services[name]["environment"]["PITH_CLUSTER_REPLICAS"])
+        assert replicas <= len(ray_nodes), "replicas of a shard would share a node"
+    volumes = [v for n in ray_nodes for v in services[n]["volumes"] if v.endswith(":/data")]
+    assert len(volumes) == len(ray_nodes) == len(set(volumes))
