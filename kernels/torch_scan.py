@@ -17,6 +17,7 @@ from kernels import triton_scan
 
 _SCORES_PER_CHUNK = 1 << 24  # bound on queries x codes of one chunk's score block
 _MIN_CHUNK = 1 << 12
+_GATHER_ROWS = 1 << 21  # codes per chunk of the gather loop (its int64 keys: 16 B per key)
 
 
 def unpack_keys(codes: torch.Tensor, m: int, nbits: int) -> torch.Tensor:
@@ -108,7 +109,7 @@ def lut_topk(
         use_triton = luts.device.type == "cuda" and triton_scan.available(luts.device)
     use_triton = use_triton and nbits in (4, 8)
     best = empty_topk(nq, 0, luts.device)
-    step = chunk_rows(nq)
+    step = chunk_rows(nq) if use_triton else min(chunk_rows(nq), _GATHER_ROWS)
     for s in range(0, len(codes), step):
         e = min(s + step, len(codes))
         if use_triton:
