@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 from pith_client.models import CollectionInfo, Hit, Point
 
+ROOT = Path(__file__).resolve().parents[2]
+CLIENT_SRC = ROOT / "clients" / "python"
 FAST_PQ = {"kind": "pq", "m": 4, "nbits": 4, "iterations": 3, "opq": False, "balanced": False}
 
 
@@ -70,3 +79,43 @@ def assert_same(a: Any, b: Any) -> None:
         assert a.training["state"] == b.training["state"]
     else:
         assert a == b
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """A pith server subprocess on 127.0.0.1 and a free port."""
+
+    def __init__(self, data: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, "-m", "server", "serve", "--data", str(data)]
+        cmd += ["--port", str(self.port)]
+        env = {**os.environ, "PITH_CPU_THREADS": "2", "PITH_LOG_LEVEL": "warning"}
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(CLIENT_SRC)])
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+        self.wait_ready()
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            assert self.proc.poll() is None, "server exited"
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("server not ready")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)

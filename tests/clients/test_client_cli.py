@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from client_helpers import rows
-from conftest import CLIENT_SRC, ROOT, LiveServer
+from client_helpers import CLIENT_SRC, ROOT, LiveServer, rows
 from pith_client import Client
 
 from server.cli import main

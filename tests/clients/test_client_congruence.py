@@ -10,8 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from client_helpers import FAST_PQ, assert_same, mixed_ids, payload, rows
-from conftest import LiveServer
+from client_helpers import FAST_PQ, LiveServer, assert_same, mixed_ids, payload, rows
 from pith_client import Client
 from pith_client.errors import PithError
 

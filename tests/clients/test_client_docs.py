@@ -37,7 +37,8 @@ def test_every_server_error_has_a_client_class() -> None:
     ]
     assert len(server_classes) >= 12
     for cls in server_classes:
-        twin = client_errors.ERRORS[cls.code]
+        twin = client_errors.ERRORS.get(cls.code)
+        assert twin is not None, f"add a twin of {cls} to clients/python/pith_client/errors.py"
         assert (twin.__name__, twin.status) == (cls.__name__, cls.status), cls
         err = client_errors.error_from(cls.code, "m", cls.status)
         assert type(err) is twin and err.message == "m"

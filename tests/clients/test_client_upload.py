@@ -12,8 +12,7 @@ from collections.abc import Iterator
 import httpx
 import numpy as np
 import pytest
-from client_helpers import rows
-from conftest import LiveServer
+from client_helpers import LiveServer, free_port, rows
 from pith_client import AsyncClient, Client
 from pith_client.errors import ConnectionFailed, InvalidInput, Unavailable
 
@@ -152,9 +151,19 @@ def test_permanent_errors_are_not_retried(live_server: LiveServer) -> None:
 
 
 def test_unreachable_server_is_a_connection_error() -> None:
-    from conftest import free_port
-
     client = Client(f"http://127.0.0.1:{free_port()}", retries=2, backoff_s=0.001)
     with pytest.raises(ConnectionFailed):
         client.count("x")
     assert client.transport.retried == 2
+
+
+def test_only_transient_errors_count_as_transient() -> None:
+    from pith_client.errors import HTTPError, ReadOnlyStorage, error_from
+    from pith_client.transport import transient
+
+    assert transient(httpx.ConnectError("refused"))
+    assert transient(error_from("not_ready", "loading", 503))
+    assert transient(HTTPError("bad gateway", 502))
+    assert not transient(ReadOnlyStorage("read-only disk"))
+    assert not transient(error_from("invalid_input", "dim", 400))
+    assert not transient(HTTPError("teapot", 418))

@@ -84,6 +84,13 @@ class Unavailable(PithError):
     code = "not_ready"
 
 
+class ReadOnlyStorage(PithError):
+    """The server's data directory is read-only: nothing was written (not retried)."""
+
+    status = 503
+    code = "read_only"
+
+
 class DiskFull(PithError):
     status = 507
     code = "disk_full"
@@ -117,6 +124,7 @@ ERRORS: dict[str, type[PithError]] = {
         InvalidSpec,
         CorruptData,
         Unavailable,
+        ReadOnlyStorage,
         DiskFull,
         HTTPError,
         ConnectionFailed,

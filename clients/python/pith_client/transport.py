@@ -12,7 +12,7 @@ from typing import Any, NoReturn, TypeVar
 import httpx
 
 from pith_client.calls import Call, dumps, loads
-from pith_client.errors import ConnectionFailed, HTTPError, PithError, error_from
+from pith_client.errors import ConnectionFailed, HTTPError, PithError, Unavailable, error_from
 
 T = TypeVar("T")
 TRANSIENT_STATUS = {502, 503, 504}
@@ -51,10 +51,11 @@ def raise_for(response: httpx.Response) -> None:
 
 
 def transient(exc: BaseException) -> bool:
-    """Worth retrying: the server was unreachable, slow, or said "try again"."""
+    """Worth retrying: the server was unreachable, slow, or said "try again" (503 not_ready,
+    or a gateway's 502/503/504); a read-only data directory, say, is not retried."""
     if isinstance(exc, httpx.TransportError):
         return True
-    return isinstance(exc, PithError) and exc.status in TRANSIENT_STATUS
+    return isinstance(exc, Unavailable | HTTPError) and exc.status in TRANSIENT_STATUS
 
 
 def _request_args(call: Call[Any]) -> dict[str, Any]:
