@@ -120,7 +120,8 @@ class ShardLeader:
         self.generation += 1
         options: dict[str, Any] = {"num_cpus": 0, "max_concurrency": 8, "max_restarts": 0}
         if node is not None:
-            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=True)
+            # hard: Ray may place a soft-affine, resource-free actor on any node
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=False)
         handle = RemoteReplica.options(**options).remote(
             folder, self.collection, self.spec_json, self.config.options, restore
         )
@@ -130,7 +131,7 @@ class ShardLeader:
 
     async def _start(self, link: Link) -> None:
         """Wait for a new replica to open, then start sending it its writes."""
-        link.node_id = await link.handle.ping.remote()
+        link.node_id = await asyncio.wait_for(link.handle.ping.remote(), self.config.call_timeout_s)
         link.ready.set()
         link.pump = self._background(self._pump(link))
 
@@ -193,7 +194,7 @@ class ShardLeader:
                 try:
                     await self._copy(survivors[0], dead)
                     return
-                except RayError as exc:  # the survivor (or the new replica) died too: again
+                except (RayError, TimeoutError) as exc:  # survivor or new replica died: again
                     log.warning("repair of %s/%d failed: %r", self.collection, self.shard, exc)
                     await asyncio.sleep(1.0)
 
@@ -207,8 +208,9 @@ class ShardLeader:
             new = self._spawn(tar, None)  # enqueued from here on; started below
         try:
             await self._start(new)
-        except RayError:
+        except (RayError, TimeoutError):
             new.alive = False
+            self.lost_at[new.node_id] = time.monotonic()
             self._discard(new)
             raise
         self._discard(dead)
@@ -273,6 +275,8 @@ class ShardLeader:
 
     async def drop(self) -> None:
         """Close every replica and delete its folder."""
+        for task in list(self.tasks):
+            task.cancel()
         for link in self.links:
             with contextlib.suppress(RayError):
                 await link.handle.close.remote(True)

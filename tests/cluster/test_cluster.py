@@ -96,9 +96,14 @@ def test_node_killed_during_ingestion(ray_cluster: Any, service: ClusterService)
     ingest.start()
     while len(ingest.acked) < N // 3:
         time.sleep(0.05)
-    # kill the worker node holding the most replicas, in the middle of the ingestion
-    nodes = [r["node"] for shard in _topology(collection) for r in shard]
-    victim = max(ray_cluster.workers, key=lambda w: nodes.count(w.node_id))
+    # kill the worker node holding the most replicas, in the middle of the ingestion (not
+    # the driver's node, where the metadata and leader actors run)
+    shards = _topology(collection)
+    assert all(len({r["node"] for r in shard}) == 2 for shard in shards)
+    nodes = [r["node"] for shard in shards for r in shard]
+    here = ray.get_runtime_context().get_node_id()
+    candidates = [w for w in ray_cluster.workers if w.node_id != here]
+    victim = max(candidates, key=lambda w: nodes.count(w.node_id))
     assert nodes.count(victim.node_id) >= 1
     ray_cluster.cluster.remove_node(victim)
     answered = 0
