@@ -17,3 +17,10 @@ class Unavailable(PithError):
 
     status = 503
     code = "not_ready"
+
+
+class ReadOnlyStorage(PithError):
+    """A write failed because the data directory is read-only; nothing was acknowledged."""
+
+    status = 503
+    code = "read_only"

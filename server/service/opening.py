@@ -22,7 +22,7 @@ from server.service.replay import catch_up
 from server.service.snapshots import INDEX_DIR, SPEC_FILE, STORE_FILE
 from server.service.spec import CollectionSpec
 from server.service.state import CollectionState, Training
-from server.service.store import Store
+from server.service.store import Store, storage_error
 from server.service.telemetry import Silent, Telemetry
 
 FORMAT_VERSION = 1
@@ -53,8 +53,8 @@ def read_spec(folder: Path) -> CollectionSpec:
 def create_folder(root: Path, name: str, spec: CollectionSpec) -> Path:
     """Build the files of an empty collection and rename them into place as `root/name`."""
     staging = root / f".creating-{name}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
     try:
+        staging.mkdir(parents=True)
         write_spec(staging, name, spec)
         Store(staging / STORE_FILE).close()
         index_folder = IndexFolder(staging / INDEX_DIR)
@@ -62,8 +62,11 @@ def create_folder(root: Path, name: str, spec: CollectionSpec) -> Path:
         index_folder.write(initial_engine(spec, index_folder.allocate()), 0, 0, trained)
         os.replace(staging, root / name)
         fsync_dir(root)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        err = storage_error(exc, f"creating collection {name!r}")
+        if err is not None:
+            raise err from exc
         raise
     return root / name
 

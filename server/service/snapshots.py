@@ -19,7 +19,7 @@ from core.errors import InvalidInput, NotFound
 from server.service.checkpoint import IndexFolder, fsync_tree
 from server.service.errors import DiskFull
 from server.service.state import CollectionState
-from server.service.store import disk_errors
+from server.service.store import disk_errors, storage_error
 
 SPEC_FILE = "spec.json"
 STORE_FILE = "store.sqlite"
@@ -39,15 +39,15 @@ def write_snapshot(st: CollectionState, target: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"{time.time() % 1:.6f}"[1:]
     staging = target / f".staging-{stamp}"
-    staging.mkdir()
+    tmp = target / f".{st.name}-{stamp}.tar.tmp"
     try:
+        staging.mkdir()
         shutil.copy2(st.folder / SPEC_FILE, staging / SPEC_FILE)
         live = st.live
         IndexFolder(staging / INDEX_DIR).write(live.engine, live.seq, live.next_iid, live.trained)
         st.store.backup(staging / STORE_FILE)
         fsync_tree(staging)
         path = target / f"{st.name}-{stamp}.tar"
-        tmp = target / f".{path.name}.tmp"
         with tarfile.open(tmp, "w") as tar:
             for item in sorted(staging.iterdir()):
                 tar.add(item, arcname=item.name)
@@ -55,8 +55,14 @@ def write_snapshot(st: CollectionState, target: Path) -> Path:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         return path
+    except OSError as exc:
+        err = storage_error(exc, "writing a snapshot")
+        if err is not None:
+            raise err from exc
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        tmp.unlink(missing_ok=True)
 
 
 def list_snapshots(folder: Path) -> list[SnapshotInfo]:

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from server.service.errors import DiskFull
+from core.errors import PithError
+from server.service.errors import DiskFull, ReadOnlyStorage
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -77,6 +78,22 @@ def disk_errors(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and "full" in str(exc).lower()
 
 
+def read_only_errors(exc: BaseException) -> bool:
+    """Whether an exception means the data directory cannot be written."""
+    if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc).lower()
+
+
+def storage_error(exc: BaseException, doing: str) -> PithError | None:
+    """DiskFull (507) or ReadOnlyStorage (503) when `exc` means so, else None."""
+    if disk_errors(exc):
+        return DiskFull(f"disk full while {doing}")
+    if read_only_errors(exc):
+        return ReadOnlyStorage(f"data directory is read-only while {doing}")
+    return None
+
+
 class Store:
     """Points and operation log of one collection (see the module docstring)."""
 
@@ -126,8 +143,9 @@ class Store:
         except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            if disk_errors(exc):
-                raise DiskFull(f"disk full while writing {self.path.name}") from exc
+            err = storage_error(exc, f"writing {self.path.name}")
+            if err is not None:
+                raise err from exc
             raise
 
     def close(self) -> None:

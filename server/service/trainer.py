@@ -16,7 +16,7 @@ from server.service.engines import CollectionIndex, final_engine
 from server.service.maintenance import checkpoint
 from server.service.replay import catch_up, fill, read_sample
 from server.service.state import CollectionState
-from server.service.store import Counters
+from server.service.store import Counters, storage_error
 from server.service.writer import Control, resolve
 
 log = logging.getLogger("pith.trainer")
@@ -38,8 +38,9 @@ def start_training(st: CollectionState, submit: Submit) -> Future[str]:
 
 
 def _run(st: CollectionState, submit: Submit, done: Future[str]) -> None:
-    folder = st.index_folder.allocate()
+    folder: Path | None = None
     try:
+        folder = st.index_folder.allocate()
         t0 = time.perf_counter()
         engine, counters = _build(st, folder)
         swap = Control(lambda: _swap_in(st, engine, folder, counters))
@@ -48,9 +49,10 @@ def _run(st: CollectionState, submit: Submit, done: Future[str]) -> None:
         resolve(done, "trained")
     except BaseException as exc:
         log.warning("training %s failed: %s", st.name, exc)
-        st.index_folder.release(folder)
+        if folder is not None and st.live.folder != folder:
+            st.index_folder.release(folder)
         st.training.finish(st.live.trained, error=f"{type(exc).__name__}: {exc}")
-        resolve(done, error=exc)
+        resolve(done, error=storage_error(exc, "training") or exc)
 
 
 def _build(st: CollectionState, folder: Path) -> tuple[CollectionIndex, Counters]:
@@ -74,4 +76,7 @@ def _swap_in(st: CollectionState, engine: CollectionIndex, folder: Path, at: Cou
     old = st.live.swap(engine, folder, trained=True)
     st.index_folder.release(old)
     st.training.finish(True)
-    checkpoint(st)
+    try:
+        checkpoint(st)
+    except Exception as exc:  # the swap stands: the log still holds every write after the
+        log.warning("checkpoint after training %s failed: %s", st.name, exc)  # last checkpoint
