@@ -193,7 +193,7 @@ class RayHead:
             return s.connect_ex(("127.0.0.1", self.port)) == 0
 
     def stop(self) -> None:
-        stop_group(self.proc, signal.SIGTERM, wait_s=10)
+        stop_group(self.proc, signal.SIGTERM, wait_s=3)  # then SIGKILL: a test cluster
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 

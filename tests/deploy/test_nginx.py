@@ -144,10 +144,14 @@ def test_cluster_writes_and_searches_survive_a_killed_ingress(
     traffic.thread.join(120)
 
     assert traffic.failures == []
+    # the killed ingress was tried after it died: the retry path was taken
+    assert re.search(r"connect\(\) failed|prematurely closed|reset by peer", nginx.log())
     count = http.post("/collections/docs/points/count", json={}).json()["count"]
     assert count == len(traffic.acked)
     for point_id, vector in list(traffic.acked.items())[::7]:
         assert top_id(http, vector) == point_id
+    traffic.http.close()
+    http.close()
 
 
 def wait_for_acks(traffic: Traffic, n: int, timeout_s: float = 120) -> None:
