@@ -9,7 +9,7 @@ PORT ?= 8000
 DATA ?= ./data
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps run test test-fast lint format bench bench-small clean
+.PHONY: help install system-deps run test test-fast lint format bench bench-small loadtest clean
 
 help: ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -51,6 +51,12 @@ bench: install system-deps ## full benchmark on wordnet-minilm and wordnet-minil
 
 bench-small: install ## a small synthetic benchmark run
 	$(PY) -m bench --dataset synthetic
+
+loadtest: install ## long reliability runs (200 kill -9 cycles, 5,000 fuzzed requests) and the locust mixed load + RSS soak
+	PITH_CRASH_CYCLES=200 PITH_FUZZ_REQUESTS=5000 $(PY) -m pytest -q -s -p no:cacheprovider \
+		tests/reliability/test_crash_loop.py tests/reliability/test_fuzz_openapi.py
+	$(PY) -m loadtests.mixed --duration-s 60 --users 16
+	$(PY) -m loadtests.mixed --duration-s 600 --users 16 --soak
 
 clean: ## remove the virtualenv and caches (not the dataset cache in ~/.cache/pith)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
