@@ -467,6 +467,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    started = time.perf_counter()
     os.environ[dispatch.ENV_VAR] = "cpu"  # the baselines call the CPU path explicitly
     torch.manual_seed(args.seed)
     dev = torch.device(args.device)
@@ -502,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
                 sys.stdout.flush()
     print("\nsummary")
     print_table(rows)
+    print(f"total {time.perf_counter() - started:.0f} s")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(
