@@ -1,6 +1,6 @@
-"""Processes the deploy tests run on loopback: pith servers, nginx with the repository's
-config, a Ray head. Each is started on free ports in its own process group and stopped by its
-own pid at teardown (never `ray stop`, which would stop every Ray on the machine)."""
+"""Helpers of the deploy tests, the processes they run on loopback: pith servers, nginx with
+the repository's config, a Ray head. Each is started on free ports in its own process group
+and stopped by its own pid at teardown (never `ray stop`, which stops every Ray here)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -195,18 +195,6 @@ class RayHead:
     def stop(self) -> None:
         stop_group(self.proc, signal.SIGTERM, wait_s=3)  # then SIGKILL: a test cluster
         shutil.rmtree(self.temp_dir, ignore_errors=True)
-
-
-@pytest.fixture
-def started() -> Iterator[list[Pith | Nginx | RayHead]]:
-    """Everything a test starts goes here; stopped in reverse order at teardown."""
-    procs: list[Pith | Nginx | RayHead] = []
-    yield procs
-    for proc in reversed(procs):
-        if isinstance(proc, Pith):
-            stop_group_pith(proc)
-        else:
-            proc.stop()
 
 
 def stop_group_pith(pith: Pith) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, free_port, stop_group, wait_until
+from deploy_helpers import ROOT, free_port, stop_group, wait_until
 
 DOCKERFILES = {"cpu": ROOT / "Dockerfile", "gpu": ROOT / "deploy" / "Dockerfile.gpu"}
 INSTALL = ROOT / "deploy" / "install.sh"

@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-from conftest import NGINX_TEMPLATE, ROOT, Nginx, Pith, RayHead
+from deploy_helpers import NGINX_TEMPLATE, ROOT, Nginx, Pith, RayHead, wait_until
 
 DIM = 16
 SPEC = {"dim": DIM, "metric": "cosine"}
@@ -155,8 +155,6 @@ def test_cluster_writes_and_searches_survive_a_killed_ingress(
 
 
 def wait_for_acks(traffic: Traffic, n: int, timeout_s: float = 120) -> None:
-    from conftest import wait_until
-
     def enough() -> bool:
         assert traffic.failures == [], traffic.failures
         return len(traffic.acked) >= n
