@@ -38,7 +38,8 @@ def configs(dim: int) -> list[Config]:
     """Baselines first, then pith; names are what the README table shows."""
     rr100 = {"rerank": {"enabled": True, "oversample": 10}}
     m48 = dim // 8
-    return [
+    flat = {"kind": "flat"}
+    out: list[Config] = [
         ("faiss IndexFlatIP", True, fb.flat_ip()),
         ("faiss HNSW32,Flat ef64", True, fb.hnsw_flat(32, 64)),
         (f"faiss PQ{m48}", True, fb.factory(f"PQ{m48}")),
@@ -52,11 +53,48 @@ def configs(dim: int) -> list[Config]:
             True,
             fb.refine_from_disk(f"IVF512,PQ{2 * m48}x4fs", 128, 100),
         ),
-        ("pith float16 flat", False, pith({"kind": "float16"}, {"kind": "flat"})),
-        (f"pith pq m{m48}", False, pith(pq_spec(m48), {"kind": "flat"})),
-        (f"pith pq m{m48} unbalanced", False, pith(pq_spec(m48, balanced=False), {"kind": "flat"})),
-        (f"pith pq m{m48} + rerank 100", False, pith(pq_spec(m48), {"kind": "flat", **rr100})),
+        ("pith float16 flat", False, pith({"kind": "float16"}, flat)),
+        (f"pith pq m{m48} (opq, anisotropic)", False, pith(pq_spec(m48), flat)),
+        (
+            f"pith pq m{m48} nearest-centroid codes",
+            False,
+            pith(pq_spec(m48, anisotropic_eta=1.0), flat),
+        ),
+        (
+            f"pith pq m{m48} balanced (RepCONC)",
+            False,
+            pith(pq_spec(m48, balanced=True), flat),
+        ),
+        (f"pith pq m{m48} + rerank 100", False, pith(pq_spec(m48), {**flat, **rr100})),
     ]
+    for bits in (1, 2, 3, 4):
+        for learned in (False, True):
+            tag = "learned" if learned else "training-free"
+            spec = {"kind": "binary", "bits": bits, "learned": learned}
+            out.append((f"pith binary u={bits} {tag} (SDC)", False, pith(spec, flat)))
+    out.append(flagship(dim))
+    return out
+
+
+FLAGSHIP_NLIST, FLAGSHIP_NPROBE, FLAGSHIP_OVERSAMPLE = 512, 32, 10
+
+
+def flagship(dim: int) -> Config:
+    """IVF over OPQ + anisotropic 4-bit PQ (FAISS fast-scan) with a re-rank from the fp16 file."""
+    m = dim // 4
+    encoder = pq_spec(m, nbits=4)
+    index = {
+        "kind": "ivf",
+        "nlist": FLAGSHIP_NLIST,
+        "nprobe": FLAGSHIP_NPROBE,
+        "by_residual": True,
+        "rerank": {"enabled": True, "oversample": FLAGSHIP_OVERSAMPLE},
+    }
+    name = (
+        f"pith flagship IVF{FLAGSHIP_NLIST},PQ{m}x4 (opq, anisotropic) nprobe{FLAGSHIP_NPROBE}"
+        f" + rerank {FLAGSHIP_OVERSAMPLE * 10} (fp16 mmap)"
+    )
+    return name, False, pith(encoder, index)
 
 
 def run_single(

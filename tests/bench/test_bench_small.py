@@ -14,7 +14,9 @@ CONFIGS = (
     "faiss IVF512,PQ16x4fs",
     "pith float16 flat",
     "pith pq m8 + rerank 100",
-    "pith pq m8",
+    "pith pq m8 (opq, anisotropic)",
+    "pith binary u=2 training-free",
+    "pith flagship",
 )
 
 
@@ -31,7 +33,7 @@ def by_name(rows: list[Row], prefix: str) -> Row:
 
 def test_rows_cover_baselines_and_pith(rows):
     assert {r.baseline for r in rows} == {True, False}
-    assert len(rows) == len(CONFIGS) + 1  # "pith pq m8" also matches "pith pq m8 unbalanced"
+    assert len(rows) == len(CONFIGS)
 
 
 def test_recall_floors(rows):
@@ -39,7 +41,11 @@ def test_recall_floors(rows):
     assert by_name(rows, "pith float16 flat").recall_at_10 >= 0.99
     pq = by_name(rows, "pith pq m8 +")
     assert pq.recall_at_10 >= 0.85
-    assert pq.recall_at_10 > by_name(rows, "pith pq m8").recall_at_10 + 0.2  # the re-rank works
+    assert pq.recall_at_10 > by_name(rows, "pith pq m8 (").recall_at_10 + 0.2  # the re-rank works
+    assert by_name(rows, "pith binary u=2").recall_at_10 >= 0.3
+    flagship = by_name(rows, "pith flagship")
+    assert flagship.recall_at_10 >= 0.9
+    assert flagship.bytes_per_vector_ram < 64 * 4 / 2  # 4-bit codes + ids + lists, not floats
 
 
 def test_bytes_reported(rows):
