@@ -40,7 +40,7 @@ test-fast: install ## run the tests not marked slow
 lint: install ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy core encoders index kernels embed server cluster
+	$(VENV)/bin/mypy core encoders index kernels embed server cluster clients/python/pith_client
 
 format: install ## apply ruff formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
