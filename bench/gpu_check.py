@@ -12,7 +12,8 @@ Checks: scores within a relative error bound of the float64 reference, top-k ids
 (every returned id scores at least the reference k-th score minus the bound). Device memory is
 filled with NaN bytes before each checked run, so a kernel that skips writing an output fails.
 The scan rows also report the share of the bandwidth floor (code bytes / measured device copy
-bandwidth, read + write bytes counted). FAISS is optional: without it the CPU path is numpy.
+bandwidth, read + write bytes counted). FAISS is optional: without it the CPU path is numpy
+(and torch on the CPU for the scans).
 Exit status 1 when any check fails.
 """
 
@@ -127,6 +128,20 @@ def check_dense(ref: np.ndarray, got: np.ndarray) -> tuple[float, bool]:
     return err, err <= RTOL
 
 
+def bulk_normal(ctx: Ctx, shape: tuple[int, ...], salt: int, dtype: torch.dtype) -> np.ndarray:
+    """Large seeded N(0, 1) arrays drawn on the device (fast), returned in host memory."""
+    gen = torch.Generator(device=ctx.dev).manual_seed(ctx.seed * 1_000_003 + salt)
+    x = torch.randn(shape, generator=gen, device=ctx.dev, dtype=torch.float32).to(dtype)
+    return dispatch.to_numpy(x)
+
+
+def bulk_bytes(ctx: Ctx, shape: tuple[int, ...], salt: int) -> np.ndarray:
+    """Large seeded uniform uint8 arrays drawn on the device, returned in host memory."""
+    gen = torch.Generator(device=ctx.dev).manual_seed(ctx.seed * 1_000_003 + salt)
+    x = torch.randint(0, 256, shape, generator=gen, device=ctx.dev, dtype=torch.uint8)
+    return dispatch.to_numpy(x)
+
+
 def faiss_module() -> Any:
     """FAISS when importable (the CPU path), else None (numpy stands in)."""
     try:
@@ -172,7 +187,7 @@ def lut_reference(luts: np.ndarray, keys: np.ndarray) -> np.ndarray:
 def lut_inputs(ctx: Ctx, n: int, nbits: int, rng: np.random.Generator) -> dict[str, Any]:
     """Random codes and tables: SDC (nbits 8, symmetric table rows) or ADC (nbits 4)."""
     ksub, dsub = 1 << nbits, DIM // M
-    codes = rng.integers(0, 256, (n, M * nbits // 8), dtype=np.uint8)
+    codes = bulk_bytes(ctx, (n, M * nbits // 8), salt=n + nbits)
     books = rng.standard_normal((M, ksub, dsub))
     if nbits == 8:  # SDC: one codebook shared by all segments, the query is a code too
         books[:] = books[0]
@@ -211,21 +226,20 @@ def faiss_pq(faiss: Any, codes: np.ndarray, books: np.ndarray, nbits: int) -> An
 
 
 def cpu_lut_search(inp: dict[str, Any], nbits: int, k: int, nq: int) -> Callable[[], tuple]:
-    """The CPU path: FAISS IndexPQ search (or a numpy float32 scan without FAISS)."""
+    """The CPU path: FAISS IndexPQ search (or the torch scan on the CPU without FAISS)."""
     faiss = faiss_module()
     xq = inp["xq"][:nq]
     if faiss is not None:
         index = faiss_pq(faiss, inp["codes"], inp["books"], nbits)
         return lambda: index.search(xq, k)
-    keys = unpack_np(inp["codes"], nbits)
-    luts = inp["luts64"][:nq].astype(np.float32)
+    codes = torch.from_numpy(inp["codes"])
+    luts = torch.from_numpy(inp["luts64"][:nq].astype(np.float32))
 
-    def numpy_scan() -> tuple:
-        scores = lut_reference(luts, keys).astype(np.float32)
-        ids = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        return np.take_along_axis(scores, ids, axis=1), ids
+    def torch_cpu_scan() -> tuple:
+        scores, ids = torch_scan.lut_topk(luts, codes, nbits, k, use_triton=False)
+        return scores.numpy(), ids.numpy()
 
-    return numpy_scan
+    return torch_cpu_scan
 
 
 def lut_rows(ctx: Ctx, n: int, nbits: int) -> list[Row]:
@@ -245,7 +259,7 @@ def lut_rows(ctx: Ctx, n: int, nbits: int) -> list[Row]:
         cpu_ms = time_host_ms(cpu, 1 if n >= 1_000_000 else ctx.repeats)
         d, i = cpu()
         err, ok = check_topk(ref[:nq], d, i, ctx.k)
-        impl = "faiss-cpu" if faiss_module() is not None else "numpy"
+        impl = "faiss-cpu" if faiss_module() is not None else "torch-cpu"
         rows.append(Row(name, n, f"{impl} nq={nq}", cpu_ms, 1.0, err, ok))
         for label, use_triton in impls.items():
             luts = inp["luts"][:nq]
@@ -282,7 +296,7 @@ def lut_rows(ctx: Ctx, n: int, nbits: int) -> list[Row]:
 def fp16_rows(ctx: Ctx, n: int) -> list[Row]:
     """Check and time exhaustive float16 IP top-k at n vectors."""
     rng = np.random.default_rng([ctx.seed, n, 16])
-    xb = rng.standard_normal((n, DIM), dtype=np.float32).astype(np.float16)
+    xb = bulk_normal(ctx, (n, DIM), salt=n + 16, dtype=torch.float16)
     xq = rng.standard_normal((ctx.queries, DIM), dtype=np.float32)
     ref = np.empty((ctx.queries, n))
     for s in range(0, n, 1 << 20):
@@ -341,7 +355,7 @@ def chamfer_rows(ctx: Ctx, n: int) -> list[Row]:
 
     rng = np.random.default_rng([ctx.seed, n, 32])
     docs = int(min(max(2 * CANDIDATES, n // 100), 100_000))
-    store = rng.standard_normal((docs * TOKENS, DIM), dtype=np.float32).astype(np.float16)
+    store = bulk_normal(ctx, (docs * TOKENS, DIM), salt=n + 32, dtype=torch.float16)
     nq = ctx.queries
     q = rng.standard_normal((nq * TOKENS, DIM), dtype=np.float32)
     q_offsets = np.arange(nq + 1) * TOKENS
@@ -393,15 +407,14 @@ def fde_inputs(ctx: Ctx, docs: int) -> tuple[np.ndarray, np.ndarray, FdeMatrices
     projection = (rng.integers(0, 2, (DIM, r * d_proj)) * 2 - 1).astype(np.float32)
     mats = FdeMatrices(simhash, projection, r, k_sim)
     x = rng.standard_normal((docs * TOKENS, DIM)).astype(np.float32)
-    norms = np.linalg.norm(simhash, axis=0)
-    while True:
-        margin = np.abs(x.astype(np.float64) @ simhash) / (
-            np.linalg.norm(x, axis=1)[:, None] * norms
-        )
-        bad = np.flatnonzero(margin.min(axis=1) < 1e-3)
-        if not len(bad):
-            return x, np.arange(docs + 1) * TOKENS, mats
-        x[bad] = rng.standard_normal((len(bad), DIM)).astype(np.float32)
+    norms = np.linalg.norm(simhash, axis=0).astype(np.float64)
+    todo = np.arange(len(x))
+    while len(todo):  # float32 GEMM error is below ~1e-5 of |x| |s| for 128 terms
+        z = x[todo].astype(np.float64)
+        margin = np.abs(z @ simhash) / (np.linalg.norm(z, axis=1)[:, None] * norms)
+        todo = todo[margin.min(axis=1) < 3e-5]
+        x[todo] = rng.standard_normal((len(todo), DIM)).astype(np.float32)
+    return x, np.arange(docs + 1) * TOKENS, mats
 
 
 def fde_reference(x: np.ndarray, offsets: np.ndarray, mats: FdeMatrices) -> np.ndarray:
