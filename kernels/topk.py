@@ -11,7 +11,11 @@ def topk(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
     if c == 0:
         return np.full((nq, k), -np.inf, np.float32), np.full((nq, k), -1, np.int64)
     kk = min(k, c)
-    part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if kk < c else np.tile(np.arange(c), (nq, 1))
+    part = (
+        np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+        if kk < c
+        else np.tile(np.arange(c), (nq, 1))
+    )
     part_scores = np.take_along_axis(scores, part, axis=1)
     order = np.argsort(-part_scores, axis=1, kind="stable")
     best = np.take_along_axis(part, order, axis=1)

@@ -27,7 +27,6 @@ def exact_topk(xq: np.ndarray, xb: np.ndarray, k: int, ids: np.ndarray | None = 
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    k = truth.shape[1]
     return sum(len(np.intersect1d(f, t)) for f, t in zip(found, truth, strict=True)) / truth.size
 
 
