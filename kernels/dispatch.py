@@ -4,8 +4,7 @@
 variable PITH_KERNELS=torch|cpu|auto overrides that choice, read at each call (not at import),
 so tests can run the torch path on torch's CPU backend:
 
-    >>> import os; os.environ["PITH_KERNELS"] = "cpu"; backend()
-    'cpu'
+    PITH_KERNELS=torch python -m pytest -q tests/index   # the torch path, on the CPU
 """
 
 from __future__ import annotations

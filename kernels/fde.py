@@ -139,7 +139,15 @@ def project(x: np.ndarray, mats: FdeMatrices) -> np.ndarray:
 def bit_masks(k: int, weight: int) -> np.ndarray:
     """All k-bit integers with `weight` bits set, ascending."""
     values = np.arange(1 << k, dtype=np.int64)
-    return values[np.bitwise_count(values) == weight]
+    return values[popcount(values) == weight]
+
+
+def popcount(values: np.ndarray) -> np.ndarray:
+    """Set bits of each non-negative int64 (np.bitwise_count exists from numpy 2.0 only)."""
+    if hasattr(np, "bitwise_count"):
+        return np.asarray(np.bitwise_count(values))
+    as_bytes = np.ascontiguousarray(values, dtype="<i8").view(np.uint8).reshape(-1, 8)
+    return np.unpackbits(as_bytes, axis=1).sum(axis=1).reshape(np.shape(values))
 
 
 def fill_empty_cells(fde: np.ndarray, first: np.ndarray, proj: np.ndarray, k: int) -> None:

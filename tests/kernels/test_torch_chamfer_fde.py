@@ -129,3 +129,11 @@ def test_public_kernels_route_through_dispatch(
     other = chamfer.chamfer_rerank(q_tokens, q_offsets, docs, starts, lengths, store, 10)
     np.testing.assert_allclose(got[0], other[0], rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(encoded, fde.fde_batch(x, offsets, mats, False, True), atol=1e-5)
+
+
+def test_popcount_without_numpy_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    values = np.arange(1 << 10, dtype=np.int64)
+    want = np.array([bin(int(v)).count("1") for v in values])
+    np.testing.assert_array_equal(fde.popcount(values), want)
+    monkeypatch.delattr(np, "bitwise_count", raising=False)  # numpy 1.26 has none
+    np.testing.assert_array_equal(fde.popcount(values), want)
