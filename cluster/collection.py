@@ -152,7 +152,10 @@ class ClusterCollection:
     def _pick(self, shard: int, fresh: bool = False) -> ActorHandle:
         """A replica of the shard that serves reads (round robin over the leader's list)."""
         if fresh or not self._replicas.get(shard):
-            handles = ray.get(self.leaders[shard].replicas.remote(), timeout=self.timeout_s)
+            try:
+                handles = ray.get(self.leaders[shard].replicas.remote(), timeout=self.timeout_s)
+            except RayError as exc:  # the leader is gone (the collection was deleted)
+                raise Unavailable(f"shard {shard} of {self.name!r}: no leader ({exc})") from exc
             if not handles:
                 raise Unavailable(f"shard {shard} of {self.name!r} has no replica up")
             self._replicas[shard] = handles

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
+from ray._private import ray_constants
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from cluster.collection import ClusterCollection
@@ -25,6 +26,7 @@ from server.service.embedders import Embedders
 from server.service.engines import check_buildable
 from server.service.registry import check_name
 from server.service.spec import CollectionSpec
+from server.settings import Settings
 
 log = logging.getLogger("pith.cluster")
 RemoteMeta: Any = ray.remote(ClusterMeta)
@@ -38,6 +40,10 @@ def connect(address: str) -> bool:
         return False
     extra: dict[str, Any] = {}
     if address.startswith(("127.", "localhost")):
+        # Ray rewrites a loopback address to the machine's interface address (to be reachable
+        # from other nodes); a loopback cluster is reached on loopback only. The switch is
+        # the one RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 sets: node addresses are 127.0.0.1.
+        ray_constants.ENABLE_RAY_CLUSTER = False
         extra["_node_ip_address"] = "127.0.0.1"
     ray.init(address=address, namespace=NAMESPACE, logging_level=logging.WARNING, **extra)
     return True
@@ -46,19 +52,13 @@ def connect(address: str) -> bool:
 class ClusterService:
     """See the module docstring."""
 
-    def __init__(self, config: ClusterConfig, embedders: Embedders | None = None) -> None:
+    def __init__(
+        self, config: ClusterConfig, embedders: Embedders | None = None, address: str | None = None
+    ) -> None:
         self.config = config
         self.embedders = embedders or Embedders()
-        here = ray.get_runtime_context().get_node_id()
-        self.meta: Any = RemoteMeta.options(
-            name=META_NAME,
-            namespace=NAMESPACE,
-            lifetime="detached",
-            get_if_exists=True,
-            num_cpus=0,
-            max_concurrency=1000,
-            scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True),
-        ).remote(config)
+        self.address = address  # joined in open_all (None: this process is in Ray already)
+        self.meta: Any = None
         self._collections: dict[str, ClusterCollection] = {}
         self._lock = threading.Lock()
         self.failed: dict[str, str] = {}
@@ -66,12 +66,29 @@ class ClusterService:
         self.ready = False
         self.owns_ray = False
 
+    def _join(self) -> None:
+        """Join the cluster and find (or start) its metadata actor."""
+        if self.address is not None:
+            self.owns_ray = connect(self.address)
+        here = ray.get_runtime_context().get_node_id()
+        self.meta = RemoteMeta.options(
+            name=META_NAME,
+            namespace=NAMESPACE,
+            lifetime="detached",
+            get_if_exists=True,
+            num_cpus=0,
+            max_concurrency=1000,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
+        ).remote(self.config)
+
     def _call(self, ref: Any) -> Any:
         return unwrap(ray.get(ref, timeout=self.config.call_timeout_s))
 
     # start and stop ----------------------------------------------------------------------
     def open_all(self) -> None:
+        """Join the cluster and load every collection's layout."""
         start = time.perf_counter()
+        self._join()
         for name in self._call(self.meta.names.remote()):
             self._load(name)
         self.load_s = time.perf_counter() - start
@@ -148,14 +165,16 @@ class ClusterService:
         raise NotSupported(NO_SNAPSHOTS)
 
 
-def open_cluster(
-    address: str, config: ClusterConfig, embedders: Embedders | None = None
-) -> ClusterService:
-    """Join the cluster at `address` and serve it."""
-    joined = connect(address)
-    service = ClusterService(config, embedders)
-    service.owns_ray = joined
-    return service
+def cluster_service(settings: Settings, embedders: Embedders | None = None) -> ClusterService:
+    """The service of `pith serve --cluster ADDRESS` (joins the cluster in `open_all`)."""
+    assert settings.cluster is not None
+    config = ClusterConfig(
+        root=str((settings.data / "cluster").resolve()),
+        shards=settings.cluster_shards,
+        replicas=settings.cluster_replicas,
+        options=settings.options(),
+    )
+    return ClusterService(config, embedders, settings.cluster)
 
 
 def shutdown_cluster() -> None:
