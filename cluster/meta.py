@@ -67,7 +67,7 @@ class ClusterMeta:
             lifetime="detached",
             num_cpus=0,
             max_concurrency=1000,
-            scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True),
+            scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
         ).remote(layout.name, shard, layout.spec_json, self.config, layout.replicas)
 
     async def layout(self, name: str) -> Layout | None:
