@@ -149,6 +149,16 @@ def test_node_killed_during_ingestion(ray_cluster: Any, service: ClusterService)
         assert all(a == answers[0] for a in answers)
 
 
+def _kill_the_only_replica(collection: str, shard: int) -> None:
+    import ray
+
+    from cluster.settings import NAMESPACE, leader_name
+
+    leader = ray.get_actor(leader_name(collection, shard), namespace=NAMESPACE)
+    (replica,) = ray.get(leader.replicas.remote())
+    ray.kill(replica)
+
+
 def test_rest_api_over_the_cluster(ray_cluster: Any, tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
@@ -173,6 +183,15 @@ def test_rest_api_over_the_cluster(ray_cluster: Any, tmp_path: Path) -> None:
         assert [h["id"] for h in hits.json()["hits"]] == [3, 4, 2]
         assert client.post("/collections/web/points/count", json={}).json() == {"count": 20}
         assert client.get("/collections/web/points/7").json()["payload"] == {"i": 7}
+        _kill_the_only_replica("web", shard=0)  # rebuilt from its own store: nothing lost
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            count = client.post("/collections/web/points/count", json={})
+            if count.status_code == 200:
+                break
+            assert count.status_code == 503  # the shard is being rebuilt
+            time.sleep(0.3)
+        assert count.json() == {"count": 20}
         assert "web" in client.get("/collections").json()["collections"]
         bad = client.put("/collections/web/points", json={"points": [{"id": 1, "vector": [1]}]})
         assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_input"
