@@ -91,6 +91,7 @@ class ShardLeader:
         self.repairing = asyncio.Lock()
         self.generation = 0
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.repairs = 0  # repairs under way
         self.lost_at: dict[str, float] = {}  # node -> when it last lost a replica
 
     # replicas ------------------------------------------------------------------------------
@@ -182,9 +183,16 @@ class ShardLeader:
         self.lost_at[link.node_id] = time.monotonic()
         if link.pump is not None and link.pump is not asyncio.current_task():
             link.pump.cancel()
+        self.repairs += 1
         self._background(self._repair(link))
 
     async def _repair(self, dead: Link) -> None:
+        try:  # counted from _lost on, so a write arriving meanwhile waits for the replacement
+            await self._repair_once(dead)
+        finally:
+            self.repairs -= 1
+
+    async def _repair_once(self, dead: Link) -> None:
         async with self.repairing:
             while True:
                 survivors = [x for x in self.links if x.alive and x.ready.is_set()]
@@ -235,9 +243,15 @@ class ShardLeader:
     # the API -------------------------------------------------------------------------------
     async def write(self, wrapped: list[Any]) -> Ack | Failed:
         """Apply a write (an ObjectRef in a list, so it reaches the replicas unresolved)."""
+        deadline = time.monotonic() + self.config.call_timeout_s
+        while self.repairs and self._alive() < self.quorum and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)  # a replacement is on its way: wait for its queue
         async with self.order:
             futures = [link.enqueue(wrapped[0]) for link in self.links if link.alive]
         return await self._quorum(futures)
+
+    def _alive(self) -> int:
+        return sum(link.alive for link in self.links)
 
     async def _quorum(self, futures: list[asyncio.Future[Any]]) -> Ack | Failed:
         acks: list[Any] = []

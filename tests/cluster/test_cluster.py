@@ -113,6 +113,7 @@ def test_node_killed_during_ingestion(ray_cluster: Any, service: ClusterService)
     ingest.join()
     assert answered >= 1
     assert sorted(ingest.acked) == list(range(N))
+    assert ingest.refusals == 0  # writes wait for the replacement replica, none is refused
 
     # repaired: two ready replicas per shard, on distinct live nodes, none on the victim
     deadline = time.monotonic() + 60
