@@ -92,6 +92,11 @@ class Service:
             shutil.rmtree(path, ignore_errors=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
+        for partial in self.snapshots_root.glob("*/.*"):  # snapshots cut short by a crash
+            if partial.is_dir():
+                shutil.rmtree(partial, ignore_errors=True)
+            else:
+                partial.unlink(missing_ok=True)
 
     def _open(self, folder: Path) -> Collection:
         return open_collection(folder, self.options, self.telemetry, self.embedders)

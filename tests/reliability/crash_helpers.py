@@ -176,7 +176,8 @@ def check_counts(http: httpx.Client, name: str, filters: list[dict]) -> None:
 
 def recall_at_10(http: httpx.Client, name: str, x: np.ndarray, ids: list[int], seed: int) -> float:
     """Server top-10 against exact inner-product top-10 over the stored points (tie-aware:
-    a hit scoring at least the exact 10th score counts)."""
+    a hit scoring at least the exact 10th score counts); every hit's score must be its
+    stored vector's exact score (ids and vectors of the index and the store agree)."""
     rng = np.random.default_rng(seed)
     base = np.array(sorted(ids), dtype=np.int64)
     xb = x[base % len(x)]
@@ -191,5 +192,7 @@ def recall_at_10(http: httpx.Client, name: str, x: np.ndarray, ids: list[int], s
         scores = xb @ q
         tenth = np.sort(scores)[-min(10, len(scores))]
         by_id = dict(zip(base.tolist(), scores.tolist(), strict=True))
-        found += sum(1 for h in hits if h["id"] in by_id and by_id[h["id"]] >= tenth - 1e-3)
+        for h in hits:  # re-ranked scores are the stored vectors': the index agrees with the store
+            assert abs(h["score"] - by_id[h["id"]]) < 1e-2, (h, by_id.get(h["id"]))
+        found += sum(1 for h in hits if by_id[h["id"]] >= tenth - 1e-3)
     return found / (10 * len(queries))
