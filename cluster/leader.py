@@ -28,6 +28,7 @@ from ray.actor import ActorHandle
 from ray.exceptions import RayActorError, RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from cluster.files import read_record, write_record
 from cluster.ops import Ack, Failed
 from cluster.replica import ShardReplica
 from cluster.settings import ClusterConfig
@@ -96,10 +97,28 @@ class ShardLeader:
 
     # replicas ------------------------------------------------------------------------------
     async def setup(self) -> None:
-        """Start the shard's replicas, each on a node that holds no other replica of it."""
-        links = [self._spawn(None, None) for _ in range(self.replicas_wanted)]
+        """Start the shard's replicas, each on a node that holds no other replica of it:
+        new ones, or (after a restart) the ones on record, each reopening its own store.
+        Idempotent: a leader already set up is left as it is."""
+        if self.links:
+            return
+        record = read_record(self._record_path())
+        if record is None:
+            links = [self._spawn(None, None) for _ in range(self.replicas_wanted)]
+        else:
+            self.generation = int(record["generation"])
+            links = [self._spawn(None, folder) for folder in record["folders"]]
         await asyncio.gather(*(self._start(link) for link in links))
+        self._save()
         self._background(self.monitor())
+
+    def _record_path(self) -> Path:
+        return Path(self.config.root) / self.collection / f"shard-{self.shard}" / "replicas.json"
+
+    def _save(self) -> None:
+        """The replicas' folders on record (what a restarted leader reopens)."""
+        folders = [link.folder for link in self.links if link.alive]
+        write_record(self._record_path(), {"generation": self.generation, "folders": folders})
 
     def _folder(self) -> str:
         path = Path(self.config.root) / self.collection / f"shard-{self.shard}"
@@ -222,6 +241,7 @@ class ShardLeader:
             self._discard(new)
             raise
         self._discard(dead)
+        self._save()
         dead.outcome = COVERED
         dead.settle()
 
@@ -233,6 +253,7 @@ class ShardLeader:
         async with self.order:
             new = self._spawn(None, dead.folder)
         self._discard(dead)
+        self._save()
         with contextlib.suppress(RayError):
             await self._start(new)
 
@@ -296,3 +317,4 @@ class ShardLeader:
                 await link.handle.close.remote(True)
             ray.kill(link.handle)
         self.links = []
+        self._record_path().unlink(missing_ok=True)

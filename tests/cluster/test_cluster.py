@@ -40,8 +40,14 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def service(ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> ClusterService:
-    root = tmp_path_factory.mktemp("cluster")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data folder of every ingress of this module (the replicas live in its cluster/)."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="module")
+def service(ray_cluster: Any, data_dir: Path) -> ClusterService:
+    root = data_dir / "cluster"
     config = ClusterConfig(root=str(root), shards=2, replicas=2, options=Options(seed=0))
     svc = ClusterService(config)
     svc.open_all()
@@ -160,20 +166,39 @@ def _kill_the_only_replica(collection: str, shard: int) -> None:
     ray.kill(replica)
 
 
-def test_rest_api_over_the_cluster(ray_cluster: Any, tmp_path: Path) -> None:
+def _kill_everything(collection: str, shards: int) -> None:
+    """kill -9 the metadata actor and every actor of the collection."""
+    import ray
+
+    from cluster.settings import META_NAME, NAMESPACE, leader_name
+
+    names = [leader_name(collection, s) for s in range(shards)]
+    leaders = [ray.get_actor(name, namespace=NAMESPACE) for name in names]
+    replicas = [h for leader in leaders for h in ray.get(leader.replicas.remote())]
+    for actor in [*replicas, *leaders, ray.get_actor(META_NAME, namespace=NAMESPACE)]:
+        ray.kill(actor)
+
+
+def _ready(client: Any) -> None:
+    deadline = time.monotonic() + 60
+    while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert client.get("/readyz").status_code == 200
+
+
+def test_rest_api_over_the_cluster(
+    ray_cluster: Any, service: ClusterService, data_dir: Path
+) -> None:
     from fastapi.testclient import TestClient
 
     from server.app import create_app
     from server.settings import Settings
 
     settings = Settings(  # type: ignore[call-arg]
-        data=tmp_path, cluster=ray_cluster.address, cluster_shards=2, cluster_replicas=1
+        data=data_dir, cluster=ray_cluster.address, cluster_shards=2, cluster_replicas=1
     )
     with TestClient(create_app(settings)) as client:
-        deadline = time.monotonic() + 60
-        while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert client.get("/readyz").status_code == 200
+        _ready(client)
         spec = {"dim": 4, "metric": "l2"}
         assert client.put("/collections/web", json=spec).status_code == 201
         assert client.put("/collections/web", json=spec).status_code == 200
@@ -200,5 +225,14 @@ def test_rest_api_over_the_cluster(ray_cluster: Any, tmp_path: Path) -> None:
         assert missing.status_code == 404
         snap = client.post("/collections/web/snapshots")
         assert snap.status_code == 501 and snap.json()["error"]["code"] == "not_supported"
+
+    # the whole cluster's actors die (kill -9); a new ingress finds the layouts on disk and
+    # the restarted replicas reopen their own stores: every acknowledged write is there
+    _kill_everything("web", shards=2)
+    with TestClient(create_app(settings)) as client:
+        _ready(client)
+        assert client.post("/collections/web/points/count", json={}).json() == {"count": 20}
+        hits = client.post("/collections/web/search", json={"vector": [3.2, 0, 0, 0], "k": 3})
+        assert [h["id"] for h in hits.json()["hits"]] == [3, 4, 2]
         assert client.delete("/collections/web").status_code == 200
         assert client.get("/collections/web").status_code == 404
