@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from cluster.settings import NAMESPACE, ClusterConfig, leader_name
 from core.errors import Conflict, NotFound
 
 RemoteLeader: Any = ray.remote(ShardLeader)
+log = logging.getLogger("pith.cluster.meta")
 LAYOUT_FILE = "cluster.json"  # the collections, beside the replicas' folders
 
 
@@ -56,7 +58,12 @@ class ClusterMeta:
         self.opened = True
         for layout in self.layouts.values():
             leaders = [self._leader(layout, shard) for shard in range(layout.shards)]
-            await asyncio.gather(*(leader.setup.remote() for leader in leaders))
+            outcomes = await asyncio.gather(
+                *(leader.setup.remote() for leader in leaders), return_exceptions=True
+            )
+            for outcome in outcomes:  # a shard that cannot reopen leaves the others serving
+                if isinstance(outcome, BaseException):
+                    log.error("collection %s: a shard did not reopen: %r", layout.name, outcome)
 
     def _save(self) -> None:
         write_record(self.path, {"collections": [asdict(x) for x in self.layouts.values()]})
