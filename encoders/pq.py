@@ -61,6 +61,8 @@ class PQEncoder(Encoder):
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """Into the quantized space: rotation (OPQ) or zero padding."""
+        if not self.spec.opq:
+            return _pad(x, self.d_pad)
         return np.ascontiguousarray(x @ self.rotation)
 
     def isometry(self, x: np.ndarray) -> np.ndarray:
@@ -86,10 +88,7 @@ class PQEncoder(Encoder):
         pad = np.eye(self.dim, self.d_pad, dtype=np.float32)
         self.rotation = pad
         if spec.opq and spec.opq_iterations > 0:
-            rng = np.random.default_rng(spec.seed + 1)
-            rot = train_opq(
-                np.ascontiguousarray(x @ pad), spec.m, self.ksub, spec.opq_iterations, rng
-            )
+            rot = train_opq(np.ascontiguousarray(x @ pad), spec.m, spec.opq_iterations, len(x))
             self.rotation = np.ascontiguousarray(pad @ rot)
 
     def fit_codebooks(self, z: np.ndarray) -> None:
@@ -153,14 +152,27 @@ class PQEncoder(Encoder):
         return self.transform(self.check(xq, "queries"))
 
     def state(self) -> dict[str, np.ndarray]:
+        if not self.spec.opq:  # zero padding needs no matrix
+            return {"codebooks": self.codebooks()}
         return {"codebooks": self.codebooks(), "rotation": self.rotation}
 
     def state_names(self) -> list[str]:
-        return ["codebooks", "rotation"]
+        return ["codebooks", "rotation"] if self.spec.opq else ["codebooks"]
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        self.rotation = np.ascontiguousarray(arrays["rotation"], dtype=np.float32)
+        if "rotation" in arrays:
+            self.rotation = np.ascontiguousarray(arrays["rotation"], dtype=np.float32)
         self.set_codebooks(arrays["codebooks"])
+
+
+def _pad(x: np.ndarray, width: int) -> np.ndarray:
+    """float32 rows zero-padded to `width` columns."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.shape[1] == width:
+        return np.ascontiguousarray(x)
+    out = np.zeros((len(x), width), dtype=np.float32)
+    out[:, : x.shape[1]] = x
+    return out
 
 
 def unpack_codes(codes: np.ndarray, m: int, nbits: int) -> np.ndarray:

@@ -5,6 +5,7 @@ OPQ rotation learning by alternating PQ training and Procrustes steps."""
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 import torch
 
@@ -89,36 +90,19 @@ def train_codebooks(
     return c.numpy()
 
 
-def reconstruct(x: np.ndarray, books: np.ndarray) -> np.ndarray:
-    """Each sub-vector of x replaced by its nearest centroid."""
-    m, k, dsub = books.shape
-    n = len(x)
-    xs = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).view(n, m, dsub)
-    xs = xs.permute(1, 0, 2).contiguous()
-    c = torch.from_numpy(books)
-    out = torch.empty_like(xs)
-    group = max(1, _GROUP_BYTES // (n * k * 4))
-    for s in range(0, m, group):
-        sl = slice(s, s + group)
-        idx = sq_distances(xs[sl], c[sl]).argmin(2)
-        out[sl] = torch.gather(c[sl], 1, idx.unsqueeze(-1).expand(-1, -1, dsub))
-    return out.permute(1, 0, 2).reshape(n, m * dsub).numpy()
-
-
 def procrustes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """The orthogonal R minimising ||x R - y||: U V^T from the SVD of x^T y."""
     u, _, vt = np.linalg.svd(x.T.astype(np.float64) @ y.astype(np.float64))
     return (u @ vt).astype(np.float32)
 
 
-def train_opq(x: np.ndarray, m: int, k: int, outer: int, rng: np.random.Generator) -> np.ndarray:
-    """An orthogonal rotation (d, d) learned by alternating PQ training and Procrustes."""
+def train_opq(x: np.ndarray, m: int, outer: int, max_train: int) -> np.ndarray:
+    """An orthogonal rotation (d, d), x -> x @ rot, learned by FAISS's OPQMatrix (alternating
+    PQ training and Procrustes, Ge et al. 2013; seeded internally, deterministic)."""
     d = x.shape[1]
-    q, _ = np.linalg.qr(rng.standard_normal((d, d)))
-    rot = q.astype(np.float32)
-    books = None
-    for _ in range(outer):
-        z = x @ rot
-        books = train_codebooks(z, m, k, 4, rng, False, 0.0, 1, init=books)
-        rot = procrustes(x, reconstruct(z, books))
-    return rot
+    opq = faiss.OPQMatrix(d, m)
+    opq.niter = outer
+    opq.max_train_points = max_train
+    opq.train(np.ascontiguousarray(x, dtype=np.float32))
+    a = faiss.vector_to_array(opq.A).reshape(d, d)  # y = A x for column vectors
+    return np.ascontiguousarray(a.T, dtype=np.float32)

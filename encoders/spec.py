@@ -45,7 +45,7 @@ class PQSpec(_Spec):
     )
     anisotropic_passes: int = Field(2, ge=0, le=8, description="coordinate-descent passes")
     iterations: int = Field(20, ge=1, le=200, description="codebook training iterations")
-    opq_iterations: int = Field(12, ge=0, le=100)
+    opq_iterations: int = Field(25, ge=0, le=100, description="OPQ alternations (FAISS OPQMatrix)")
     sinkhorn_iterations: int = Field(3, ge=1, le=100, description="per k-means step (warm-started)")
     sinkhorn_epsilon: float = Field(0.05, gt=0, description="entropy weight, relative to distances")
     max_train: int = Field(65_536, ge=256, description="training sample cap")

@@ -22,6 +22,7 @@ from pydantic import TypeAdapter
 from core.arrays import as_ids, as_matrix
 from core.errors import InvalidInput, NotTrained
 from encoders.base import Encoder
+from index.gpu import GpuSearcher, gpu_searcher
 from index.spec import IndexSpec, SearchParams
 from index.vectors import VectorFile
 from kernels.rerank import rerank
@@ -52,6 +53,8 @@ class Index(ABC):
         self.folder = Path(folder) if folder is not None else None
         self.vectors: VectorFile | None = None
         self._refine: tuple[Any, Any, faiss.IndexRefine] | None = None
+        self._gpu: GpuSearcher | None = None
+        self._gpu_of: faiss.Index | None = None  # the FAISS index the GPU copy was made from
         if spec.rerank.enabled:
             dim = encoder.out_dim if encoder.isometric else encoder.dim
             self.vectors = VectorFile(self._rerank_folder(), dim, self.metric)
@@ -101,7 +104,12 @@ class Index(ABC):
     ) -> tuple[np.ndarray, np.ndarray]:
         """FAISS (distances, labels) of the k best codes per query."""
         sp = self._base_params(params, allowed)
-        return self._base_index().search(self.encoder.query_view(xq), k, params=sp)
+        base = self._base_index()
+        if self._gpu_of is not base:  # GPU copy (or torch scan) of the codes, made on demand
+            self._gpu, self._gpu_of = gpu_searcher(base, self.encoder, self.metric), base
+        if self._gpu is not None:
+            return self._gpu.search(self.encoder.query_view(xq), k, allowed, sp)
+        return base.search(self.encoder.query_view(xq), k, params=sp)
 
     # writes --------------------------------------------------------------------------------
     def add(self, ids: object, x: object) -> None:
@@ -112,6 +120,7 @@ class Index(ABC):
             raise NotTrained(f"{type(self).__name__}: train() before add()")
         if len(x) == 0:
             return
+        self._gpu_of = None  # the GPU copy is a snapshot: recopied on the next search
         labels = ids
         if self.vectors is not None:
             stored = self.encoder.isometry(x) if self.encoder.isometric else x
@@ -124,6 +133,7 @@ class Index(ABC):
         if not len(ids) or not self.is_trained:
             return 0
         labels = self.vectors.rows_matching(ids) if self.vectors is not None else ids
+        self._gpu_of = None
         return self._remove(labels) if len(labels) else 0
 
     # search --------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 import faiss
 import numpy as np
 import pytest
-from conftest import clustered, exact_topk, recall
+from oracles import clustered, exact_topk, recall
 from pydantic import ValidationError
 
 from core.errors import InvalidInput, NotTrained

@@ -2,7 +2,7 @@ import faiss
 import numpy as np
 import pytest
 import torch
-from conftest import exact_topk, recall
+from oracles import exact_topk, recall
 
 from core.errors import InvalidInput, InvalidSpec, NotTrained
 from encoders import PQSpec, build_encoder, load_encoder

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import exact_topk, recall
+from oracles import exact_topk, recall
 
 from core.errors import InvalidInput, NotTrained
 from index import SearchParams, build_index, load_index, save_index

@@ -1,7 +1,7 @@
 """Equivalences between index kinds and with exact search."""
 
 import numpy as np
-from conftest import exact_topk
+from oracles import exact_topk
 
 from encoders import PQSpec, build_encoder
 from index import FlatSpec, IVFSpec, RerankSpec, SearchParams, index_for
