@@ -2,7 +2,8 @@
 one collection; `loadtests.mixed` runs it headless and prints the figures.
 
 Also usable on its own: `locust -f loadtests/locustfile.py --host http://127.0.0.1:8000
---headless -u 20 -r 20 -t 60s` (set PITH_LOAD_COLLECTION / PITH_LOAD_DIM / PITH_API_KEY)."""
+--headless -u 20 -r 20 -t 60s` (set PITH_LOAD_COLLECTION / PITH_LOAD_DIM / PITH_API_KEY;
+PITH_LOAD_BOUNDED=1 makes the upserts replace preloaded points: the data keeps its size)."""
 
 from __future__ import annotations
 
@@ -79,6 +80,8 @@ class SearchAndUpsert(FastHttpUser):
     @task(5)
     def upsert(self) -> None:
         first = next(_NEXT_ID)
+        if os.environ.get("PITH_LOAD_BOUNDED"):  # soak: replace preloaded points, same size
+            first = (first - 10**9) % max(BATCH, PRELOAD - BATCH)
         points = [
             {
                 "id": first + j,

@@ -9,6 +9,7 @@ prints requests per second, p50/p95/p99 latency and the error count per request 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -19,6 +20,7 @@ import locust  # noqa: F401  (first: locust monkey-patches the standard library 
 from locust import events
 from locust.env import Environment
 
+from loadtests import locustfile
 from loadtests.harness import ServerProcess
 from loadtests.locustfile import SearchAndUpsert, prepare
 
@@ -49,6 +51,9 @@ def rss_growth(samples: list[int]) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.soak:  # upserts replace points: memory that keeps growing is then a leak
+        os.environ["PITH_LOAD_BOUNDED"] = "1"
+    locustfile.PRELOAD = args.points
     with tempfile.TemporaryDirectory(prefix="pith-load-") as tmp:
         server = ServerProcess(Path(tmp) / "data", {"PITH_CPU_THREADS": str(args.cpu_threads)})
         server.start()
