@@ -23,12 +23,24 @@ class Row:
     note: str = ""
 
 
-HEADER = ("configuration", "base", "B/vec RAM", "B/vec disk", "R@10", "nDCG@10", "QPS", "build s")
+HEADER = (
+    "configuration",
+    "base",
+    "B/vec RAM",
+    "B/vec disk",
+    "R@10",
+    "nDCG@10",
+    "QPS",
+    "× first",
+    "build s",
+)
 
 
 def format_table(rows: list[Row]) -> str:
-    """A markdown table of the rows, with QPS also as a ratio to the first FAISS flat row."""
+    """A markdown table of the rows, with QPS also as a ratio to the first row's (the
+    exact baseline of the same run: absolute times on a shared machine are noise)."""
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    first = rows[0].qps if rows and rows[0].qps > 0 else float("nan")
     for r in rows:
         cells = (
             r.name + (f" ({r.note})" if r.note else ""),
@@ -38,6 +50,7 @@ def format_table(rows: list[Row]) -> str:
             f"{r.recall_at_10:.3f}",
             f"{r.ndcg_at_10:.3f}",
             f"{r.qps:,.0f}",
+            f"{r.qps / first:.2f}",
             f"{r.build_s:.1f}",
         )
         lines.append("| " + " | ".join(cells) + " |")
