@@ -31,6 +31,8 @@ def anisotropic_codes(
     out = np.array(codes, dtype=np.int64, copy=True)
     if eta == 1.0 or passes == 0 or len(target) == 0:
         return out
+    target = np.array(target, dtype=np.float32)  # writable copies: torch wraps them
+    direction = np.array(direction, dtype=np.float32)
     c = torch.from_numpy(np.ascontiguousarray(books, dtype=np.float32))
     for s in range(0, len(target), _CHUNK):
         sl = slice(s, s + _CHUNK)
