@@ -24,8 +24,9 @@ from server.service.collection import MAX_K, Hit, Point, Query
 from server.service.embedders import Embedders
 from server.service.errors import Unavailable
 from server.service.filters import Filter
+from server.service.inputs import spec_embed, spec_vectors
 from server.service.spec import CollectionSpec
-from server.service.vectors import Vectors, prepare
+from server.service.vectors import Vectors
 from server.service.writes import WriteResult
 
 
@@ -91,22 +92,12 @@ class ClusterCollection:
     def vectors(
         self, data: object, offsets: object | None = None, name: str = "vectors"
     ) -> Vectors:
-        if self.spec.multivector and offsets is None:
-            raise InvalidInput(f"{name}: this collection holds multi-vectors (token matrices)")
-        if not self.spec.multivector and offsets is not None:
-            raise InvalidInput(f"{name}: this collection holds single vectors, not token matrices")
-        return prepare(data, self.spec.dim, offsets, self.spec.metric == "cosine", name)
+        """Validate raw vectors (or packed token vectors) into the stored form."""
+        return spec_vectors(self.spec, data, offsets, name)
 
     def embed(self, texts: list[str], name: str = "text") -> Vectors:
-        embedder = self.spec.embedder
-        if embedder is None:
-            raise InvalidInput(f"{name}: collection {self.name!r} has no embedder; send vectors")
-        if any(not t.strip() for t in texts):
-            raise InvalidInput(f"{name}: empty text")
-        if self.spec.multivector:
-            data, offsets = self.embedders.tokens(embedder, texts)
-            return self.vectors(data, offsets, name)
-        return self.vectors(self.embedders.pooled(embedder, texts), None, name)
+        """Texts -> vectors with the collection's embedder (pooled, or tokens if multi)."""
+        return spec_embed(self.spec, self.embedders, self.name, texts, name)
 
     # writes ------------------------------------------------------------------------------
     def upsert(

@@ -17,12 +17,13 @@ from core.errors import InvalidInput, NotFound
 from index import SearchParams, SearchResult
 from server.service.filters import Filter, select
 from server.service.ids import PointId, id_value
+from server.service.inputs import spec_embed, spec_vectors
 from server.service.maintenance import WriteHandler, checkpoint, dirty
 from server.service.snapshots import write_snapshot
 from server.service.state import CollectionState
 from server.service.store import PointRow
 from server.service.trainer import start_training
-from server.service.vectors import Vectors, prepare
+from server.service.vectors import Vectors
 from server.service.writer import Control, Writer
 from server.service.writes import Delete, Upsert, WriteResult
 
@@ -80,23 +81,11 @@ class Collection:
         self, data: object, offsets: object | None = None, name: str = "vectors"
     ) -> Vectors:
         """Validate raw vectors (or packed token vectors) into the stored form."""
-        if self.spec.multivector and offsets is None:
-            raise InvalidInput(f"{name}: this collection holds multi-vectors (token matrices)")
-        if not self.spec.multivector and offsets is not None:
-            raise InvalidInput(f"{name}: this collection holds single vectors, not token matrices")
-        return prepare(data, self.spec.dim, offsets, self.spec.metric == "cosine", name)
+        return spec_vectors(self.spec, data, offsets, name)
 
     def embed(self, texts: list[str], name: str = "text") -> Vectors:
         """Texts -> vectors with the collection's embedder (pooled, or tokens if multi)."""
-        embedder = self.spec.embedder
-        if embedder is None:
-            raise InvalidInput(f"{name}: collection {self.name!r} has no embedder; send vectors")
-        if any(not t.strip() for t in texts):
-            raise InvalidInput(f"{name}: empty text")
-        if self.spec.multivector:
-            data, offsets = self.st.embedders.tokens(embedder, texts)
-            return self.vectors(data, offsets, name)
-        return self.vectors(self.st.embedders.pooled(embedder, texts), None, name)
+        return spec_embed(self.spec, self.st.embedders, self.name, texts, name)
 
     # writes --------------------------------------------------------------------------------
     def upsert(
