@@ -7,28 +7,14 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from server_helpers import fake_embedders, wait_ready
-
-from server.app import create_app
-from server.settings import Settings
+from server_helpers import app_clients
 
 
 @pytest.fixture
 def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
     """make_client(**settings) -> a started, ready TestClient on tmp_path/data."""
-    clients: list[TestClient] = []
-
-    def make(**overrides: object) -> TestClient:
-        settings = Settings(data=tmp_path / "data", cpu_threads=2, **overrides)  # type: ignore[arg-type]
-        client = TestClient(create_app(settings, embedders=fake_embedders()))
-        client.__enter__()
-        clients.append(client)
-        wait_ready(client)
-        return client
-
-    yield make
-    for client in reversed(clients):
-        client.__exit__(None, None, None)
+    with app_clients(tmp_path / "data") as make:
+        yield make
 
 
 @pytest.fixture

@@ -6,13 +6,17 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 from fastapi.testclient import TestClient
 
 from embed.minilm import TokenBatch
+from server.app import create_app
 from server.service.embedders import Embedders
+from server.settings import Settings
 
 FAST_PQ = {"kind": "pq", "m": 8, "nbits": 4, "iterations": 3, "opq": False, "balanced": False}
 
@@ -69,3 +73,24 @@ def points_body(
             for i, v in zip(ids, x, strict=True)
         ]
     }
+
+
+@contextmanager
+def app_clients(data: Path, **defaults: object) -> Iterator[Callable[..., TestClient]]:
+    """make(**settings) -> a started, ready in-process TestClient on `data` (fake embedders);
+    every client made is closed, newest first, on exit."""
+    clients: list[TestClient] = []
+
+    def make(**overrides: object) -> TestClient:
+        settings = Settings(data=data, cpu_threads=2, **{**defaults, **overrides})  # type: ignore[arg-type]
+        client = TestClient(create_app(settings, embedders=fake_embedders()))
+        client.__enter__()
+        clients.append(client)
+        wait_ready(client)
+        return client
+
+    try:
+        yield make
+    finally:
+        for client in reversed(clients):
+            client.__exit__(None, None, None)
