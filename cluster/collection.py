@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -69,6 +70,9 @@ def _combine(refs: list[Any], merge: Callable[[list[Any]], Any]) -> Future[Any]:
     for future in futures:
         future.add_done_callback(finish)
     return out
+
+
+READ_ROUNDS = 3  # rounds over a shard's replicas after one failed
 
 
 class ClusterCollection:
@@ -161,15 +165,24 @@ class ClusterCollection:
             try:
                 value = ray.get(ref, timeout=self.timeout_s)
             except (RayActorError, GetTimeoutError):
-                try:
-                    again = getattr(self._pick(shard, fresh=True), method).remote(*args)
-                    value = ray.get(again, timeout=self.timeout_s)
-                except RayError as exc:
-                    raise Unavailable(
-                        f"shard {shard} did not answer: {type(exc).__name__}"
-                    ) from exc
+                value = self._read_again(shard, method, args)
             out.append(unwrap(value))
         return out
+
+    def _read_again(self, shard: int, method: str, args: tuple[Any, ...]) -> Any:
+        """After a replica failed: every replica the leader lists, a few rounds (the leader
+        may still list a replica that just died until its next health ping)."""
+        last: Exception | None = None
+        for attempt in range(READ_ROUNDS):
+            self._pick(shard, fresh=True)  # the shard's replica list, fresh from its leader
+            for handle in list(self._replicas[shard]):
+                try:
+                    return ray.get(getattr(handle, method).remote(*args), timeout=self.timeout_s)
+                except RayError as exc:
+                    last = exc
+            time.sleep(0.5 * (attempt + 1))
+        name = type(last).__name__ if last is not None else "no replica"
+        raise Unavailable(f"shard {shard} did not answer: {name}") from last
 
     def read_all(self, method: str, *args: Any) -> list[Any]:
         return self.read(method, range(self.shards), *args)
