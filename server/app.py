@@ -17,7 +17,7 @@ from server.concurrency import CpuPool
 from server.demo import ensure_demo
 from server.dispatch import SearchDispatcher
 from server.errors import install_error_handlers
-from server.fastpath import SearchFastPath
+from server.fastpath import PithApp
 from server.limits import BodyLimit
 from server.metrics import Metrics, RequestMetrics
 from server.openapi import install_openapi
@@ -30,7 +30,6 @@ from server.settings import Settings
 
 log = logging.getLogger("pith.app")
 VERSION = "0.1.0"
-SEARCH_PATH = "/collections/{name}/search"
 # FastAPI's built-in OpenTelemetry spans cost per request; pith exports Prometheus metrics.
 NO_TELEMETRY: Any = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
@@ -60,7 +59,7 @@ def _service(app: FastAPI, settings: Settings) -> Any:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     app.state.pool = CpuPool(settings.cpu_threads)
-    app.state.dispatcher = SearchDispatcher(settings.search_threads, search.answer_requests)
+    app.state.dispatcher = SearchDispatcher(settings.search_threads, search.answer_jobs)
     service = _service(app, settings)
     app.state.service = service
     app.state.metrics.watch(lambda: [c.info() for c in service.collections()])
@@ -76,7 +75,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings, embedders: Embedders | None = None) -> FastAPI:
     """The app for these settings (`embedders` lets tests substitute a small embedder)."""
-    app = FastAPI(title="pith", version=VERSION, lifespan=lifespan, telemetry=NO_TELEMETRY)
+    app = PithApp(title="pith", version=VERSION, lifespan=lifespan, telemetry=NO_TELEMETRY)
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.embedders = embedders or Embedders()
@@ -84,12 +83,11 @@ def create_app(settings: Settings, embedders: Embedders | None = None) -> FastAP
     for module in (search, points, collections, snapshots, ops):  # hot routes match first
         app.include_router(module.router)
     install_openapi(app, [CollectionSpec, UpsertRequest, SearchRequest])
-    search_route = next(r for r in search.router.routes if getattr(r, "path", "") == SEARCH_PATH)
-    app.add_middleware(SearchFastPath, route=search_route)
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes
     )
     if settings.cors_origins:
+        app.fast_search = False  # every request through the CORS middleware
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,

@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--cors-origin", dest="cors_origins", action="append", help="allowed origin")
     serve.add_argument("--cpu-threads", type=int, help="worker threads (PITH_CPU_THREADS)")
     serve.add_argument("--log-level", help="debug, info, warning, error")
+    serve.add_argument(
+        "--access-log", action="store_true", default=None, help="log requests (PITH_ACCESS_LOG)"
+    )
     serve.add_argument("--cluster", help="serve a Ray cluster at this address (PITH_CLUSTER)")
     add_client_commands(commands)
     return parser
@@ -100,6 +103,7 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     from server.app import create_app
+    from server.protocol import CoalescingProtocol
 
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
@@ -110,6 +114,8 @@ def serve(settings: Settings) -> None:
         port=settings.port,
         log_level=settings.log_level,
         timeout_graceful_shutdown=30,
+        access_log=settings.access_log,
+        http=CoalescingProtocol,
     )
 
 

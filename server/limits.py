@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.errors import PayloadTooLarge, error_response
+from server.errors import FastJSON, PayloadTooLarge, error_response
 
 UPLOAD_SUFFIX = "/snapshots/upload"
 
@@ -25,7 +25,7 @@ class BodyLimit:
             return
         path: str = scope.get("path", "")
         limit = self.max_upload_bytes if path.endswith(UPLOAD_SUFFIX) else self.max_bytes
-        declared = _content_length(scope)
+        declared = content_length(scope)
         if declared is not None and declared > limit:
             await _refuse(scope, receive, send, limit)
             return
@@ -48,7 +48,7 @@ class BodyLimit:
         await self.app(scope, limited_receive, guarded_send)
 
 
-def _content_length(scope: Scope) -> int | None:
+def content_length(scope: Scope) -> int | None:
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
             try:
@@ -58,7 +58,11 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+def refusal(limit: int) -> FastJSON:
+    """The 413 for a body over `limit` (the connection is closed: the rest goes unread)."""
     err = PayloadTooLarge(f"request body over the limit of {limit} bytes")
-    response = error_response(err, headers={"Connection": "close"})
-    await response(scope, receive, send)
+    return error_response(err, headers={"Connection": "close"})
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    await refusal(limit)(scope, receive, send)

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     demo: bool = False
     demo_size: int = Field(3000, ge=10, le=117_659)
     log_level: str = "info"
+    access_log: bool = Field(
+        False, description="log every request (uvicorn's access log; /metrics counts them anyway)"
+    )
     cluster: str | None = Field(None, description="Ray address of a pith cluster to serve")
     cluster_shards: int = Field(2, ge=1, le=256, description="shards of a new cluster collection")
     cluster_replicas: int = Field(2, ge=1, le=16, description="replicas of each cluster shard")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
 from index import SearchParams
@@ -48,10 +49,41 @@ def hit_body(hit: Hit) -> dict[str, Any]:
 
 
 SearchItem = tuple[Collection, SearchRequest]
+SearchJob = tuple[Collection, SearchRequest | bytes]  # bytes: a raw body, answered as JSON
+
+
+def answer_jobs(jobs: list[SearchJob]) -> list[Result | bytes | BaseException]:
+    """The search dispatcher's work, on a search thread: raw bodies are parsed here (not on
+    the event loop) and answered with their encoded JSON; parsed requests with their hits."""
+    parsed = [_parsed(req) for _, req in jobs]
+    valid = [(c, r) for (c, _), r in zip(jobs, parsed, strict=True) if isinstance(r, SearchRequest)]
+    answers = iter(answer_requests(valid))
+    out: list[Result | bytes | BaseException] = []
+    for (_, req), one in zip(jobs, parsed, strict=True):
+        answer = one if isinstance(one, BaseException) else next(answers)
+        if isinstance(req, bytes) and not isinstance(answer, BaseException):
+            out.append(encode_hits(answer[0]))
+        else:
+            out.append(answer)
+    return out
+
+
+def _parsed(req: SearchRequest | bytes) -> SearchRequest | BaseException:
+    if not isinstance(req, bytes):
+        return req
+    try:
+        return parse_json_model(SearchRequest, req)
+    except Exception as exc:  # this body's own 400
+        return exc
+
+
+def encode_hits(hits: list[Hit]) -> bytes:
+    """The body of a search answer."""
+    return orjson.dumps({"hits": [hit_body(h) for h in hits]}, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def answer_requests(items: list[SearchItem]) -> list[Result | BaseException]:
-    """On a search thread: validate (or embed) each query, then search them in groups."""
+    """Validate (or embed) each query, then search them in groups."""
     prepared = prepare_all(items)
     answers = iter(search_grouped([p for p in prepared if not isinstance(p, BaseException)]))
     return [p if isinstance(p, BaseException) else next(answers) for p in prepared]
@@ -95,20 +127,10 @@ def prepare_all(items: list[SearchItem]) -> list[tuple[Collection, Query] | Base
     openapi_extra=json_body(SearchRequest),
 )
 async def search(name: str, request: Request) -> Response:
-    return await search_response(request, name)
-
-
-async def search_response(request: Request, name: str) -> Response:
-    """The search handler, shared with the fast path (server/fastpath.py): no FastAPI
-    dependencies or body model, one pydantic JSON parse, the rest on a search thread."""
-    return FastJSON({"hits": await search_hits(request, name)})
-
-
-async def search_hits(request: Request, name: str) -> list[dict[str, Any]]:
+    """Served by server/fastpath.py unless CORS is on; the same work either way."""
     collection = readable_collection(request, name)
-    body = parse_json_model(SearchRequest, await request.body())
-    (hits,) = await request.app.state.dispatcher.submit((collection, body))
-    return [hit_body(h) for h in hits]
+    answer = await request.app.state.dispatcher.submit((collection, await request.body()))
+    return Response(answer, media_type="application/json")
 
 
 @router.post(
@@ -122,5 +144,5 @@ async def search_batch(
 ) -> Response:
     dispatcher = request.app.state.dispatcher
     answers = await asyncio.gather(*(dispatcher.submit((collection, one)) for one in body.searches))
-    results = [hits for (hits,) in answers]
+    results = [hits for (hits,) in answers]  # parsed requests are answered with their hits
     return FastJSON({"results": [{"hits": [hit_body(h) for h in hits]} for hits in results]})
