@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -42,9 +43,9 @@ class Point:
     vector: Any | None
 
 
-@dataclass(frozen=True)
-class Hit:
-    """One search result: for l2 collections `score` is the Euclidean distance."""
+class Hit(NamedTuple):
+    """One search result: for l2 collections `score` is the Euclidean distance. (A tuple:
+    made ten times per query on the search path, where a frozen dataclass costs more.)"""
 
     id: PointId
     score: float
@@ -125,16 +126,16 @@ class Collection:
             result = live.search(query.vectors, query.k, query.params, allowed)
             if allowed is not None:
                 result = self._widen(result, query, allowed)
-            rows = self._rows(result.ids, query.with_payload, query.with_vectors)
+            if not (query.with_payload or query.with_vectors):  # ids from the in-memory key map
+                return [
+                    self._bare_hits(s, i) for s, i in zip(result.scores, result.ids, strict=True)
+                ]
+            rows = self.st.store.fetch(
+                sorted(set(result.ids[result.ids >= 0].tolist())),
+                query.with_payload,
+                query.with_vectors,
+            )
         return [self._hits(s, i, rows) for s, i in zip(result.scores, result.ids, strict=True)]
-
-    def _rows(self, ids: np.ndarray, with_payload: bool, with_vectors: bool) -> dict[int, PointRow]:
-        """Rows of the hits: from the store, or (ids only) from the in-memory key map."""
-        found = np.unique(ids[ids >= 0]).tolist()
-        if with_payload or with_vectors:
-            return self.st.store.fetch(found, with_payload, with_vectors)
-        keys = ((iid, self.st.payloads.key_of(iid)) for iid in found)
-        return {iid: PointRow(iid, key, 0, None, None) for iid, key in keys if key is not None}
 
     def _widen(self, result: SearchResult, query: Query, allowed: np.ndarray) -> SearchResult:
         """Queries a filtered, partial scan (IVF probes, HNSW beam) left short of k hits
@@ -149,15 +150,29 @@ class Collection:
         scores[short], ids[short] = again.scores, again.ids
         return SearchResult(scores, ids)
 
+    def _bare_hits(self, scores: np.ndarray, ids: np.ndarray) -> list[Hit]:
+        """Hits with ids only (the caller holds the live index's read lock)."""
+        key_of, l2 = self.st.payloads.key_of, self.spec.metric == "l2"
+        out = []
+        for score, iid in zip(scores.tolist(), ids.tolist(), strict=True):
+            key = key_of(iid)
+            if key is not None:
+                out.append(
+                    Hit(id_value(key), math.sqrt(max(score, 0.0)) if l2 else score, None, None)
+                )
+        return out
+
     def _hits(self, scores: np.ndarray, ids: np.ndarray, rows: dict[int, PointRow]) -> list[Hit]:
         out = []
+        l2 = self.spec.metric == "l2"
         for score, iid in zip(scores.tolist(), ids.tolist(), strict=True):
             row = rows.get(iid)
             if row is None:
                 continue
-            if self.spec.metric == "l2":
-                score = float(np.sqrt(max(score, 0.0)))
-            out.append(Hit(id_value(row.key), score, row.payload, self._vector(row.vector)))
+            if l2:
+                score = math.sqrt(max(score, 0.0))
+            vector = None if row.vector is None else self._vector(row.vector)
+            out.append(Hit(id_value(row.key), score, row.payload, vector))
         return out
 
     def _vector(self, blob: bytes | None) -> Any | None:

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import orjson
@@ -36,8 +37,7 @@ INSERT OR IGNORE INTO meta VALUES ('last_seq', 0), ('next_iid', 0);
 CHUNK = 900  # bound parameters per IN (...) query
 
 
-@dataclass(frozen=True)
-class PointRow:
+class PointRow(NamedTuple):
     """One stored point (payload parsed, vector as its float16 blob)."""
 
     iid: int
