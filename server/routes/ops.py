@@ -29,7 +29,10 @@ async def readyz(request: Request) -> Response:
     service = getattr(request.app.state, "service", None)
     if service is None or not service.ready:
         raise Unavailable("loading collections")
-    return FastJSON({"status": "ready", "load_s": service.load_s, "failed": service.failed})
+    body = {"status": "ready", "load_s": service.load_s, "failed": service.failed}
+    if getattr(service, "read_only", False):
+        body["read_only"] = True  # reads are served, writes refused with 503 read_only
+    return FastJSON(body)
 
 
 @router.get(

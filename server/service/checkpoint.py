@@ -75,7 +75,12 @@ class IndexFolder:
             self._in_use.discard(Path(folder).name)
 
     def read(self) -> Checkpoint | None:
-        path = self.root / CHECKPOINT_FILE
+        return self.read_in(self.root)
+
+    @staticmethod
+    def read_in(root: Path) -> Checkpoint | None:
+        """The checkpoint named in `root` (None if there is none yet)."""
+        path = root / CHECKPOINT_FILE
         if not path.exists():
             return None
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import shutil
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 
 from core.errors import InvalidInput, NotFound
 from index import SearchParams, SearchResult
+from server.service.errors import STARTED_READ_ONLY, ReadOnlyStorage
 from server.service.filters import Filter, select
 from server.service.ids import PointId, id_value
 from server.service.inputs import spec_embed, spec_vectors
@@ -107,11 +109,17 @@ class Collection:
 
     def train(self) -> Future[str]:
         """Start (or join) a training run; resolves when the trained index serves searches."""
+        self._writable()
         return start_training(self.st, self.writer.submit)
 
     def snapshot(self, target: Path) -> Future[Path]:
         """A consistent tarball of store and index, written on the writer thread."""
+        self._writable()
         return self.writer.submit(Control(lambda: write_snapshot(self.st, target)))
+
+    def _writable(self) -> None:
+        if self.st.store.read_only:
+            raise ReadOnlyStorage(STARTED_READ_ONLY)
 
     # reads ---------------------------------------------------------------------------------
     def search(self, query: Query) -> list[list[Hit]]:
@@ -249,6 +257,8 @@ class Collection:
                 self.writer.submit(Control(self._final_checkpoint)).result()
         self.writer.stop()
         self.st.store.close()
+        if self.st.store.read_only:  # the index ran from a scratch copy
+            shutil.rmtree(self.st.index_folder.root.parent, ignore_errors=True)
 
     def _final_checkpoint(self) -> None:
         if dirty(self.st):

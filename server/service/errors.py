@@ -19,6 +19,9 @@ class Unavailable(PithError):
     code = "not_ready"
 
 
+STARTED_READ_ONLY = "the data directory was read-only at start: restart the server once writable"
+
+
 class ReadOnlyStorage(PithError):
     """A write failed because the data directory is read-only; nothing was acknowledged."""
 

@@ -101,7 +101,9 @@ class WriteHandler:
 
     def maybe_train(self) -> None:
         st = self.st
-        if not st.options.auto_train or st.live.trained or st.training.error is not None:
+        if st.store.read_only or not st.options.auto_train or st.live.trained:
+            return
+        if st.training.error is not None:  # a failed run waits for POST /train
             return
         if st.training.state == "untrained" and len(st.payloads) >= st.spec.train_size:
             self._start_training()

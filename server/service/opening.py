@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
 from core.errors import CorruptData
 from core.manifest import atomic_write_bytes, library_versions
-from server.service.checkpoint import IndexFolder
+from server.service.checkpoint import CHECKPOINT_FILE, IndexFolder
 from server.service.collection import Collection
 from server.service.embedders import Embedders
 from server.service.engines import initial_engine
@@ -26,6 +27,8 @@ from server.service.store import Store, storage_error
 from server.service.telemetry import Silent, Telemetry
 
 FORMAT_VERSION = 1
+
+SCRATCH_PREFIX = "pith-read-only-"
 
 
 def write_spec(folder: Path, name: str, spec: CollectionSpec) -> None:
@@ -84,15 +87,18 @@ def open_collection(
     options: Options | None = None,
     telemetry: Telemetry | None = None,
     embedders: Embedders | None = None,
+    read_only: bool = False,
 ) -> Collection:
-    """Open a collection folder: checkpoint loaded, log replayed, writer started."""
+    """Open a collection folder: checkpoint loaded, log replayed, writer started. On a
+    read-only data directory the index works from a scratch copy and writes are refused."""
     spec = read_spec(folder)
-    store = Store(folder / STORE_FILE)
+    store = Store(folder / STORE_FILE, read_only=read_only)
     try:
         payloads = PayloadIndex()
         with store.snapshot() as conn:
             payloads.add_many(Store.payloads(conn))
-        live, index_folder, ckpt = _load_index(folder, spec, store)
+        index_root = scratch_index(folder / INDEX_DIR) if read_only else folder / INDEX_DIR
+        live, index_folder, ckpt = _load_index(index_root, spec, store)
     except BaseException:
         store.close()
         raise
@@ -114,8 +120,20 @@ def open_collection(
     return Collection(st)
 
 
-def _load_index(folder: Path, spec: CollectionSpec, store: Store):  # type: ignore[no-untyped-def]
-    index_folder = IndexFolder(folder / INDEX_DIR)
+def scratch_index(index_root: Path) -> Path:
+    """A writable copy of the checkpoint of a read-only index folder, in the temp directory
+    (removed when the collection closes)."""
+    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX)) / INDEX_DIR
+    scratch.mkdir()
+    ckpt = IndexFolder.read_in(index_root)
+    if ckpt is not None:
+        shutil.copy2(index_root / CHECKPOINT_FILE, scratch / CHECKPOINT_FILE)
+        shutil.copytree(index_root / ckpt.generation, scratch / ckpt.generation)
+    return scratch
+
+
+def _load_index(index_root: Path, spec: CollectionSpec, store: Store):  # type: ignore[no-untyped-def]
+    index_folder = IndexFolder(index_root)
     ckpt = index_folder.read()
     index_folder.prune(ckpt)
     if ckpt is None:

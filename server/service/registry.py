@@ -8,6 +8,7 @@ collections/ are in-flight creations, deletions or restores; start-up finishes o
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import threading
@@ -19,6 +20,7 @@ from core.errors import Conflict, InvalidInput, NotFound
 from server.service.collection import Collection
 from server.service.embedders import Embedders
 from server.service.engines import check_buildable
+from server.service.errors import STARTED_READ_ONLY, ReadOnlyStorage
 from server.service.opening import create_folder, fsync_dir, open_collection, read_spec
 from server.service.options import Options
 from server.service.snapshots import SnapshotInfo, extract_snapshot, list_snapshots, snapshot_path
@@ -28,6 +30,14 @@ from server.service.telemetry import Silent, Telemetry
 log = logging.getLogger("pith.service")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 REPLACED = ".replaced-"
+
+
+def read_only_dir(path: Path) -> bool:
+    """Whether `path` (an existing data directory) cannot be written: a read-only mount
+    (which binds root too) or no write permission."""
+    if not path.is_dir():
+        return False
+    return bool(os.statvfs(path).f_flag & os.ST_RDONLY) or not os.access(path, os.W_OK)
 
 
 def check_name(name: str) -> str:
@@ -53,8 +63,10 @@ class Service:
         self.root = self.data_dir / "collections"
         self.snapshots_root = self.data_dir / "snapshots"
         self.tmp = self.data_dir / "tmp"
-        for folder in (self.root, self.snapshots_root, self.tmp):
-            folder.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only_dir(self.data_dir)
+        if not self.read_only:
+            for folder in (self.root, self.snapshots_root, self.tmp):
+                folder.mkdir(parents=True, exist_ok=True)
         self.options = options or Options()
         self.telemetry = telemetry or Silent()
         self.embedders = embedders or Embedders()
@@ -69,10 +81,14 @@ class Service:
         """Finish interrupted operations, then open every collection (one that cannot be
         opened is logged and left out, so the others still serve)."""
         start = time.perf_counter()
-        self._recover_folders()
-        for folder in sorted(
-            p for p in self.root.iterdir() if p.is_dir() and NAME_RE.match(p.name)
-        ):
+        if self.read_only:
+            log.warning(
+                "data directory %s is read-only: serving reads, refusing writes", self.data_dir
+            )
+        else:
+            self._recover_folders()
+        folders = self.root.iterdir() if self.root.is_dir() else iter(())
+        for folder in sorted(p for p in folders if p.is_dir() and NAME_RE.match(p.name)):
             try:
                 self._collections[folder.name] = self._open(folder)
             except Exception as exc:
@@ -99,7 +115,13 @@ class Service:
                 partial.unlink(missing_ok=True)
 
     def _open(self, folder: Path) -> Collection:
-        return open_collection(folder, self.options, self.telemetry, self.embedders)
+        return open_collection(
+            folder, self.options, self.telemetry, self.embedders, read_only=self.read_only
+        )
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyStorage(STARTED_READ_ONLY)
 
     def close_all(self) -> None:
         with self._lock:
@@ -130,6 +152,7 @@ class Service:
                 if existing.spec.to_json() != spec.to_json():
                     raise Conflict(f"collection {name!r} exists with another spec")
                 return existing, False
+            self._writable()
             check_buildable(spec)
             folder = create_folder(self.root, name, spec)
             collection = self._open(folder)
@@ -139,6 +162,7 @@ class Service:
     def delete(self, name: str) -> None:
         with self._lock:
             collection = self.get(name)
+            self._writable()
             del self._collections[name]
             collection.close(save=False)
             self._discard(self.root / name)
@@ -166,6 +190,7 @@ class Service:
     def restore(self, name: str, tar_path: Path) -> Collection:
         """Replace (or create) collection `name` with the contents of a snapshot tarball."""
         check_name(name)
+        self._writable()
         staging = self.root / f".restoring-{name}-{uuid.uuid4().hex[:8]}"
         staging.mkdir()
         try:

@@ -22,7 +22,7 @@ import numpy as np
 import orjson
 
 from core.errors import PithError
-from server.service.errors import DiskFull, ReadOnlyStorage
+from server.service.errors import STARTED_READ_ONLY, DiskFull, ReadOnlyStorage
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -63,8 +63,16 @@ class Counters:
     next_iid: int
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit), WAL, synchronous=FULL."""
+def connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), WAL, synchronous=FULL;
+    or a read-only one (on a read-only data directory: SQLite reads the WAL when its files
+    are there, and without them the file cannot change under us, so it is opened immutable)."""
+    if read_only:
+        wal = path.with_name(path.name + "-wal").exists()
+        uri = f"{path.resolve().as_uri()}?{'mode=ro' if wal else 'immutable=1'}"
+        return sqlite3.connect(
+            uri, uri=True, isolation_level=None, check_same_thread=False, timeout=60
+        )
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
@@ -97,10 +105,12 @@ def storage_error(exc: BaseException, doing: str) -> PithError | None:
 class Store:
     """Points and operation log of one collection (see the module docstring)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = Path(path)
-        self._writer = connect(self.path)
-        self._writer.executescript(SCHEMA)
+        self.read_only = read_only
+        self._writer = connect(self.path, read_only)
+        if not read_only:
+            self._writer.executescript(SCHEMA)
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._all: list[sqlite3.Connection] = [self._writer]
         self._lock = threading.Lock()
@@ -113,7 +123,7 @@ class Store:
         try:
             conn = self._readers.get_nowait()
         except queue.Empty:
-            conn = connect(self.path)
+            conn = connect(self.path, self.read_only)
             with self._lock:
                 self._all.append(conn)
         try:
@@ -136,6 +146,8 @@ class Store:
         """The writer connection inside BEGIN IMMEDIATE ... COMMIT (fsynced); disk-full
         errors become DiskFull and roll back."""
         conn = self._writer
+        if self.read_only:
+            raise ReadOnlyStorage(STARTED_READ_ONLY)
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
