@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from core.arrays import as_matrix
 from core.errors import InvalidInput
@@ -87,6 +86,8 @@ def to_half(x: np.ndarray) -> np.ndarray:
     vectorised conversion on large batches (about twice as fast as numpy's there)."""
     if x.size < TORCH_HALF_MIN:
         return np.asarray(x, dtype=np.float32).astype(np.float16)
+    import torch  # only for large batches (and already loaded by the encoders that train)
+
     with warnings.catch_warnings():  # read-only input (a request buffer): torch only reads it
         warnings.simplefilter("ignore", UserWarning)
         src = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
