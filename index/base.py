@@ -191,12 +191,11 @@ class Index(ABC):
         assert self.vectors is not None
         base, rows = self._base_index(), self.vectors.faiss_index()
         if self._refine is None or self._refine[0] is not base or self._refine[1] is not rows:
-            held = base.ntotal
-            base.ntotal = rows.ntotal  # the constructor insists on equal sizes; search does not
-            try:
-                refine = faiss.IndexRefine(base, rows)
-            finally:
-                base.ntotal = held
+            # the constructor insists on equal sizes (search does not: removed points stay in
+            # the row file), so it gets the rows twice and the base afterwards; changing
+            # base.ntotal for it instead raced with searches of the base in other threads
+            refine = faiss.IndexRefine(rows, rows)
+            refine.base_index = base
             self._refine = (base, rows, refine)
         return self._refine[2]
 
