@@ -5,6 +5,7 @@ from oracles import exact_topk
 
 from encoders import PQSpec, build_encoder
 from index import FlatSpec, IVFSpec, RerankSpec, SearchParams, index_for
+from index.ivf import coarse_centroids
 
 
 def test_ivf_with_nprobe_equal_nlist_equals_exhaustive(data):
@@ -44,3 +45,12 @@ def test_rerank_with_every_candidate_is_exact(data, tmp_path):
     scores, ids = exact_topk(xq, xb, 10)
     np.testing.assert_allclose(res.scores, scores, rtol=2e-3, atol=2e-3)  # float16 store
     assert (res.ids == ids).mean() > 0.97
+
+
+def test_ivf_inner_product_centroids_are_unit_and_l2_centroids_are_means(data):
+    xb, _ = data
+    xb = xb / np.linalg.norm(xb, axis=1, keepdims=True)
+    ip = coarse_centroids(xb, IVFSpec(nlist=8, metric="ip"))
+    l2 = coarse_centroids(xb, IVFSpec(nlist=8, metric="l2"))
+    np.testing.assert_allclose(np.linalg.norm(ip, axis=1), 1.0, rtol=1e-5)
+    assert np.linalg.norm(l2, axis=1).max() < 0.999  # means of unit vectors are shorter
