@@ -29,6 +29,7 @@ from kernels.rerank import rerank
 
 INDEX_SPEC: TypeAdapter[Any] = TypeAdapter(IndexSpec)
 MAX_K = 100_000
+MAX_CACHED_PARAMS = 64  # distinct search settings whose FAISS parameter objects are kept
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Index(ABC):
         self.folder = Path(folder) if folder is not None else None
         self.vectors: VectorFile | None = None
         self._refine: tuple[Any, Any, faiss.IndexRefine] | None = None
+        self._refine_params: dict[tuple[float, SearchParams], Any] = {}
         self._gpu: GpuSearcher | None = None
         self._gpu_of: faiss.Index | None = None  # the FAISS index the GPU copy was made from
         if spec.rerank.enabled:
@@ -177,14 +179,28 @@ class Index(ABC):
         """Top-k after re-scoring ceil(k x oversample) candidates exactly from the fp16 file."""
         assert self.vectors is not None
         if self.encoder.isometric:  # FAISS IndexRefine re-scores in score space, in C++
-            sp = faiss.IndexRefineSearchParameters(
-                k_factor=float(oversample), base_index_params=self._base_params(params, allowed)
-            )
+            sp = self._refine_search_params(oversample, params, allowed)
             return self._refine_index().search(self.encoder.query_view(xq), k, params=sp)
         n_cand = max(k, math.ceil(k * oversample))
         _, cand = self._candidates(xq, n_cand, params, allowed)
         scores, rows = rerank(xq, cand, cand, self.vectors.vectors, k, self.metric)
         return scores, rows
+
+    def _refine_search_params(
+        self, oversample: float, params: SearchParams, allowed: np.ndarray | None
+    ) -> Any:
+        """IndexRefine's search parameters; without a filter they are made once per setting
+        and shared (FAISS only reads them; making them costs more than a small search)."""
+        key = (float(oversample), params)
+        cached = self._refine_params.get(key) if allowed is None else None
+        if cached is not None:
+            return cached
+        sp = faiss.IndexRefineSearchParameters(
+            k_factor=float(oversample), base_index_params=self._base_params(params, allowed)
+        )
+        if allowed is None and len(self._refine_params) < MAX_CACHED_PARAMS:
+            self._refine_params[key] = sp
+        return sp
 
     def _refine_index(self) -> faiss.IndexRefine:
         """IndexRefine over the base index and the memory-mapped fp16 rows (rebuilt after adds)."""
