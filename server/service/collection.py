@@ -17,7 +17,6 @@ import numpy as np
 
 from core.errors import InvalidInput, NotFound
 from index import SearchParams, SearchResult
-from server.service.errors import STARTED_READ_ONLY, ReadOnlyStorage
 from server.service.filters import Filter, select
 from server.service.ids import PointId, id_value
 from server.service.inputs import spec_embed, spec_vectors
@@ -109,17 +108,13 @@ class Collection:
 
     def train(self) -> Future[str]:
         """Start (or join) a training run; resolves when the trained index serves searches."""
-        self._writable()
+        self.st.store.check_writable()
         return start_training(self.st, self.writer.submit)
 
     def snapshot(self, target: Path) -> Future[Path]:
         """A consistent tarball of store and index, written on the writer thread."""
-        self._writable()
+        self.st.store.check_writable()
         return self.writer.submit(Control(lambda: write_snapshot(self.st, target)))
-
-    def _writable(self) -> None:
-        if self.st.store.read_only:
-            raise ReadOnlyStorage(STARTED_READ_ONLY)
 
     # reads ---------------------------------------------------------------------------------
     def search(self, query: Query) -> list[list[Hit]]:
@@ -179,8 +174,7 @@ class Collection:
                 continue
             if l2:
                 score = math.sqrt(max(score, 0.0))
-            vector = None if row.vector is None else self._vector(row.vector)
-            out.append(Hit(id_value(row.key), score, row.payload, vector))
+            out.append(Hit(id_value(row.key), score, row.payload, self._vector(row.vector)))
         return out
 
     def _vector(self, blob: bytes | None) -> Any | None:

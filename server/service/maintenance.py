@@ -101,9 +101,9 @@ class WriteHandler:
 
     def maybe_train(self) -> None:
         st = self.st
-        if st.store.read_only or not st.options.auto_train or st.live.trained:
+        if st.store.read_only or not st.options.auto_train:
             return
-        if st.training.error is not None:  # a failed run waits for POST /train
+        if st.live.trained or st.training.error is not None:
             return
         if st.training.state == "untrained" and len(st.payloads) >= st.spec.train_size:
             self._start_training()

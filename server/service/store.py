@@ -146,8 +146,7 @@ class Store:
         """The writer connection inside BEGIN IMMEDIATE ... COMMIT (fsynced); disk-full
         errors become DiskFull and roll back."""
         conn = self._writer
-        if self.read_only:
-            raise ReadOnlyStorage(STARTED_READ_ONLY)
+        self.check_writable()
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
@@ -159,6 +158,11 @@ class Store:
             if err is not None:
                 raise err from exc
             raise
+
+    def check_writable(self) -> None:
+        """ReadOnlyStorage (503) for a store opened read-only."""
+        if self.read_only:
+            raise ReadOnlyStorage(STARTED_READ_ONLY)
 
     def close(self) -> None:
         with self._lock:
