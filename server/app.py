@@ -73,7 +73,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(service.close_all)
 
 
-def create_app(settings: Settings, embedders: Embedders | None = None) -> FastAPI:
+def create_app(settings: Settings, embedders: Embedders | None = None) -> PithApp:
     """The app for these settings (`embedders` lets tests substitute a small embedder)."""
     app = PithApp(title="pith", version=VERSION, lifespan=lifespan, telemetry=NO_TELEMETRY)
     app.state.settings = settings

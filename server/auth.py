@@ -5,24 +5,26 @@ time and never logged. With no key configured the API is open."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import Request
 from pydantic import SecretStr
 
-from server.deps import SettingsDep, ready_service
+from server.deps import SettingsDep, loaded_service
 from server.errors import Forbidden, Unauthorized
 from server.service.collection import Collection
 from server.settings import Settings
 
 
-def presented_key(request: Request) -> str | None:
-    """The key a request carries, if any."""
-    header = request.headers.get("authorization")
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The key a request carries, if any (header names in lower case)."""
+    header = headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
-    return request.headers.get("api-key")
+    return headers.get("api-key")
 
 
 def _matches(presented: str, key: SecretStr | None) -> bool:
@@ -46,16 +48,17 @@ def access_level(settings: Settings, presented: str | None) -> str:
 
 async def require_read(request: Request, settings: SettingsDep) -> None:
     """Any valid key (or none needed)."""
-    access_level(settings, presented_key(request))
+    access_level(settings, presented_key(request.headers))
 
 
 async def require_write(request: Request, settings: SettingsDep) -> None:
     """The read-write key (or none needed)."""
-    if access_level(settings, presented_key(request)) != "write":
+    if access_level(settings, presented_key(request.headers)) != "write":
         raise Forbidden("this API key is read-only")
 
 
-def readable_collection(request: Request, name: str) -> Collection:
-    """Auth (read) and collection lookup in one call, for hot routes without dependencies."""
-    access_level(request.app.state.settings, presented_key(request))
-    return ready_service(request).get(name)
+def readable_collection(state: Any, headers: Mapping[str, str], name: str) -> Collection:
+    """Auth (read) and collection lookup in one call, for hot routes without dependencies;
+    `state` is the app's state."""
+    access_level(state.settings, presented_key(headers))
+    return loaded_service(state).get(name)

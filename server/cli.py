@@ -103,19 +103,20 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     from server.app import create_app
-    from server.protocol import CoalescingProtocol
+    from server.protocol import protocol_for
 
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
+    app = create_app(settings)
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         timeout_graceful_shutdown=30,
         access_log=settings.access_log,
-        http=CoalescingProtocol,
+        http=protocol_for(app),
     )
 
 

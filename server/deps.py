@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -22,7 +22,12 @@ async def get_settings(request: Request) -> Settings:
 
 def ready_service(request: Request) -> Service:
     """The service, once its collections are loaded (503 before)."""
-    service: Service | None = getattr(request.app.state, "service", None)
+    return loaded_service(request.app.state)
+
+
+def loaded_service(state: Any) -> Service:
+    """The service on an app's state, once its collections are loaded (503 before)."""
+    service: Service | None = getattr(state, "service", None)
     if service is None or not service.ready:
         raise Unavailable("the server is loading its collections")
     return service

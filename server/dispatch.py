@@ -39,11 +39,15 @@ class SearchDispatcher(Generic[Item, Answer]):
         self._scheduled = False
 
     async def submit(self, item: Item) -> Answer:
+        return await self.enqueue(item)
+
+    def enqueue(self, item: Item) -> asyncio.Future[Answer]:
+        """Queue `item` (from the event loop); the future gets its answer or exception."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Answer] = loop.create_future()
         self._pending.append((item, future))
         self._kick(loop)
-        return await future
+        return future
 
     def _kick(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._pending and self._in_flight < self.threads and not self._scheduled:

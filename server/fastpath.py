@@ -11,13 +11,15 @@ requests this path passes on (all of them when CORS is on, so CORS headers are n
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
-from typing import Any
+from collections.abc import Mapping
 
 from fastapi import FastAPI
-from starlette.requests import ClientDisconnect, Request
+from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from core.errors import PithError
@@ -59,8 +61,7 @@ async def fast_search(app: FastAPI, scope: Scope, receive: Receive, send: Send, 
         if body is None:
             status = await _send_refusal(scope, receive, send, limit)
             return
-        collection = readable_collection(Request(scope, receive), name)
-        answer: Any = await app.state.dispatcher.submit((collection, body))
+        answer = await start_search(app, Headers(scope=scope), name, body)
         status = 200
         headers = [*JSON_HEADERS, (b"content-length", str(len(answer)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -75,6 +76,16 @@ async def fast_search(app: FastAPI, scope: Scope, receive: Receive, send: Send, 
         await error_response(PithError("internal error"))(scope, receive, send)
     finally:
         app.state.metrics.request_done("POST", SEARCH_ROUTE, status, time.perf_counter() - start)
+
+
+def start_search(
+    app: FastAPI, headers: Mapping[str, str], name: str, body: bytes
+) -> asyncio.Future[bytes]:
+    """Auth, collection lookup (PithError when refused) and the raw body queued for the search
+    threads; the future gets the encoded answer, or the request's error."""
+    collection = readable_collection(app.state, headers, name)
+    future: asyncio.Future[bytes] = app.state.dispatcher.enqueue((collection, body))
+    return future
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

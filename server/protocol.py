@@ -1,4 +1,10 @@
-"""uvicorn's httptools protocol, sending each response's head and body in one write.
+"""uvicorn's httptools protocol, with two savings for small JSON answers.
+
+SearchProtocol answers plain searches on the connection itself (SearchCycle, below): measured,
+uvicorn's per-request ASGI machinery (scope, cycle, task, receive/send messages) cost the
+event loop's thread more than the rest of the request, and that thread is the server's limit.
+
+CoalescingProtocol sends each response's head and body in one write.
 
 uvicorn writes the status line and headers when the app sends `http.response.start`, and the
 body in a second write: two send() calls, two TCP segments and two wake-ups of the client per
@@ -9,10 +15,23 @@ held."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
+import time
 from collections.abc import Callable
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
+
+from core.errors import PithError
+from server.errors import error_response
+from server.fastpath import SEARCH_ROUTE, PithApp, start_search
+
+log = logging.getLogger("pith.protocol")
 
 
 class HeadWithBody:
@@ -69,3 +88,162 @@ def _flushing(transport: HeadWithBody, on_response: Callable[[], None]) -> Calla
         on_response()
 
     return done
+
+
+class _NoEvent:
+    """Stands in for a cycle's message event: a fast search waits on no ASGI receive()."""
+
+    def set(self) -> None:
+        pass
+
+
+NO_EVENT = _NoEvent()
+FAST_URL = re.compile(rb"^/collections/([A-Za-z0-9_.-]+)/search$")
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class SearchCycle:
+    """One `POST /collections/{name}/search` answered without ASGI: the body is collected by
+    the parser callbacks, queued for the search threads, and the answer written by a done
+    callback; no scope, task, coroutine or middleware per request. Carries the attributes
+    HttpToolsProtocol reads of a cycle (pipelining, disconnects, graceful shutdown)."""
+
+    def __init__(self, protocol: SearchProtocol, name: str, keep_alive: bool) -> None:
+        self.protocol = protocol
+        self.name = name
+        self.headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in protocol.headers}
+        self.keep_alive = keep_alive
+        self.body = b""
+        self.more_body = True
+        self.active = False
+        self.response_complete = False
+        self.disconnected = False
+        self.message_event = NO_EVENT
+        self.started_at = time.perf_counter()
+
+    async def run_asgi(self, app: Any) -> None:
+        """A pipelined request's turn (HttpToolsProtocol starts queued cycles this way)."""
+        self.activate()
+
+    def activate(self) -> None:
+        self.active = True
+        self._start_if_ready()
+
+    def body_done(self) -> None:
+        self.more_body = False
+        self._start_if_ready()
+
+    def _start_if_ready(self) -> None:
+        if not self.active or self.more_body:
+            return
+        try:
+            future = start_search(self.protocol.pith_app, self.headers, self.name, self.body)
+        except Exception as exc:
+            self._fail(exc)
+            return
+        future.add_done_callback(self._answered)
+
+    def _answered(self, future: asyncio.Future[bytes]) -> None:
+        error = future.exception() if not future.cancelled() else PithError("search cancelled")
+        if error is None:
+            self._respond(200, JSON_HEADERS, future.result())
+        else:
+            self._fail(error)
+
+    def _fail(self, error: BaseException) -> None:
+        if not isinstance(error, PithError):
+            log.error("unhandled error on POST %s", self.protocol.url, exc_info=error)
+            error = PithError("internal error")
+        response = error_response(error)
+        self._respond(response.status_code, response.raw_headers, bytes(response.body))
+
+    def _respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        protocol = self.protocol
+        if self.disconnected:
+            status = 499  # nobody reads the answer; counted as nginx counts it
+        else:
+            protocol.transport.write(_response_bytes(protocol, status, headers, body, self))
+        self.response_complete = True
+        elapsed = time.perf_counter() - self.started_at
+        protocol.pith_app.state.metrics.request_done("POST", SEARCH_ROUTE, status, elapsed)
+        if not self.keep_alive:
+            protocol.transport.close()
+        protocol.on_response_complete()
+
+
+def _response_bytes(
+    protocol: SearchProtocol,
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    cycle: SearchCycle,
+) -> bytes:
+    parts = [STATUS_LINE[status]]
+    extra = [] if cycle.keep_alive else [(b"connection", b"close")]
+    if not any(name == b"content-length" for name, _ in headers):
+        extra.append((b"content-length", str(len(body)).encode()))
+    for name, value in [*protocol.server_state.default_headers, *headers, *extra]:
+        parts += [name, b": ", value, b"\r\n"]
+    parts += [b"\r\n", body]
+    return b"".join(parts)
+
+
+class SearchProtocol(CoalescingProtocol):
+    """CoalescingProtocol that answers plain searches itself (SearchCycle) and hands every
+    other request to the ASGI app. Plain: POST to /collections/{name}/search with no query
+    string, a Content-Length within the body limit, no Expect or Transfer-Encoding header,
+    the access log off and the app's fast path on (off with CORS). Bind it to the app with
+    `protocol_for(app)`."""
+
+    pith_app: PithApp
+
+    def on_headers_complete(self) -> None:
+        name = self._plain_search()
+        if name is None:
+            super().on_headers_complete()
+            return
+        keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+        cycle = SearchCycle(self, name, keep_alive)
+        existing = self.cycle
+        self.cycle = cycle  # type: ignore[assignment]
+        if existing is None or existing.response_complete:
+            cycle.activate()
+        else:  # pipelined behind an unfinished answer: its turn comes in on_response_complete
+            self.flow.pause_reading()
+            self.pipeline.appendleft((cycle, self.app))  # type: ignore[arg-type]
+
+    def on_body(self, body: bytes) -> None:
+        if isinstance(self.cycle, SearchCycle):
+            self.cycle.body += body  # bounded: Content-Length was checked against the limit
+        else:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if isinstance(self.cycle, SearchCycle):
+            self.cycle.body_done()
+        else:
+            super().on_message_complete()
+
+    def _plain_search(self) -> str | None:
+        app = self.pith_app
+        if not app.fast_search or self.access_log or self.expect_100_continue:
+            return None
+        if self.parser.get_method() != b"POST" or self.parser.should_upgrade():
+            return None
+        match = FAST_URL.match(self.url)
+        if match is None or self.root_path:
+            return None
+        length = None
+        for header, value in self.headers:
+            if header == b"content-length":
+                length = int(value) if value.isdigit() else None
+            elif header == b"transfer-encoding":
+                return None
+        if length is None or length > app.state.settings.max_body_bytes:
+            return None
+        return match.group(1).decode("ascii")
+
+
+def protocol_for(app: PithApp) -> type[SearchProtocol]:
+    """The uvicorn `http=` protocol class serving `app`'s fast searches."""
+    return type("PithProtocol", (SearchProtocol,), {"pith_app": app})

@@ -128,7 +128,7 @@ def prepare_all(items: list[SearchItem]) -> list[tuple[Collection, Query] | Base
 )
 async def search(name: str, request: Request) -> Response:
     """Served by server/fastpath.py unless CORS is on; the same work either way."""
-    collection = readable_collection(request, name)
+    collection = readable_collection(request.app.state, request.headers, name)
     answer = await request.app.state.dispatcher.submit((collection, await request.body()))
     return Response(answer, media_type="application/json")
 

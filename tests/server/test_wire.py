@@ -137,6 +137,15 @@ def test_pipelined_searches_each_get_their_whole_answer(server: Server) -> None:
         assert orjson.loads(raw) == expected and len(expected["hits"]) == 3
 
 
+def test_http_1_0_search_is_answered_then_closed(server: Server) -> None:
+    wire = Wire(server.port)
+    raw = request("POST", "/collections/c/search", search_body(4)).replace(b"HTTP/1.1", b"HTTP/1.0")
+    wire.sock.sendall(raw)
+    status, headers, body = wire.response()
+    assert status == 200 and len(orjson.loads(body)["hits"]) == 3
+    assert headers.get("connection") == "close" and wire.sock.recv(1) == b""
+
+
 def test_head_request_is_answered_without_a_body(server: Server) -> None:
     wire = Wire(server.port)
     wire.sock.sendall(request("HEAD", "/healthz"))
