@@ -1,83 +1,109 @@
-"""Micro-batching of concurrent searches, on the event loop's side: requests queue up while
-the search threads are busy and go to them together, one hand-off per batch (not per query),
-one index call per group of compatible queries. Under light load a query is dispatched at
-once; under load batches grow and the per-request thread and GIL hand-offs disappear."""
+"""Micro-batching of concurrent searches: the event loop queues each request; every search
+thread takes whatever is queued (up to MAX_BATCH) as one batch, answers it with one index
+call per group of compatible queries, hands the answers back to the loop in one callback and
+takes the next batch itself. Under light load a query is picked up at once; under load
+batches grow, and a search thread never waits for the loop to give it work (measured: that
+round trip left the search threads idle for half their time)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import faiss
 
 MAX_BATCH = 64
 Item = TypeVar("Item")
 Answer = TypeVar("Answer")
-
-
-def _single_omp_thread() -> None:
-    # one OpenMP thread per search thread (a per-thread setting): the search threads use the
-    # cores; OpenMP teams spinning after every small batch starve the event loop (measured:
-    # one search thread with a 2-wide team serves a third of what two 1-wide threads do)
-    faiss.omp_set_num_threads(1)
+log = logging.getLogger("pith.dispatch")
 
 
 class SearchDispatcher(Generic[Item, Answer]):
-    """At most `threads` batches in flight in a bounded executor; the rest queue on the loop.
-    `work(items)` answers a batch (one answer or exception per item) on a search thread."""
+    """`threads` search threads draining one queue; `work(items)` answers a batch (one answer
+    or exception per item) on a search thread."""
 
     def __init__(
         self, threads: int, work: Callable[[list[Item]], list[Answer | BaseException]]
     ) -> None:
-        self.threads = threads
         self.work = work
-        self.executor = ThreadPoolExecutor(threads, "pith-search", initializer=_single_omp_thread)
-        self._pending: list[tuple[Item, asyncio.Future[Answer]]] = []
-        self._in_flight = 0
-        self._scheduled = False
+        self._queue: queue.SimpleQueue[tuple[Item, asyncio.Future[Answer]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._threads = [
+            threading.Thread(target=self._serve, name=f"pith-search_{i}", daemon=True)
+            for i in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     async def submit(self, item: Item) -> Answer:
         return await self.enqueue(item)
 
     def enqueue(self, item: Item) -> asyncio.Future[Answer]:
         """Queue `item` (from the event loop); the future gets its answer or exception."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Answer] = loop.create_future()
-        self._pending.append((item, future))
-        self._kick(loop)
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._queue.put((item, future))
         return future
 
-    def _kick(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._pending and self._in_flight < self.threads and not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._dispatch, loop)  # after the requests already readable
-
-    def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._scheduled = False
-        batch = [item for item in self._pending[:MAX_BATCH] if not item[1].cancelled()]
-        del self._pending[:MAX_BATCH]
-        if batch:
-            self._in_flight += 1
-            work = loop.run_in_executor(self.executor, self.work, [item for item, _ in batch])
-            work.add_done_callback(lambda done: self._finish(loop, batch, done))
-        self._kick(loop)
-
-    def _finish(
-        self, loop: asyncio.AbstractEventLoop, batch: list[Any], done: asyncio.Future[Any]
-    ) -> None:
-        self._in_flight -= 1
-        error = done.exception()
-        results = [error] * len(batch) if error is not None else done.result()
-        for (_, future), result in zip(batch, results, strict=True):
-            if future.cancelled():
-                continue
-            if isinstance(result, BaseException):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
-        self._kick(loop)
-
     def close(self) -> None:
-        self.executor.shutdown(wait=True, cancel_futures=True)
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join()
+
+    def _serve(self) -> None:
+        # one OpenMP thread per search thread (a per-thread setting): the search threads use
+        # the cores; OpenMP teams spinning after every small batch starve the event loop
+        faiss.omp_set_num_threads(1)
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            live = [(item, future) for item, future in batch if not future.cancelled()]
+            if live:
+                answers = self._answer([item for item, _ in live])
+                # a closed loop (shutting down): nobody waits for these answers
+                with contextlib.suppress(RuntimeError):
+                    live[0][1].get_loop().call_soon_threadsafe(_settle, live, answers)
+
+    def _next_batch(self) -> list[tuple[Item, asyncio.Future[Answer]]] | None:
+        """Blocks for the first queued request, then takes what else is queued; None: stop."""
+        first = self._queue.get()
+        if first is None:
+            return None
+        batch = [first]
+        while len(batch) < MAX_BATCH:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is None:
+                self._queue.put(None)  # this thread's stop comes after this batch
+                break
+            batch.append(nxt)
+        return batch
+
+    def _answer(self, items: list[Item]) -> list[Answer | BaseException]:
+        try:
+            return self.work(items)
+        except Exception as exc:  # the whole batch failed: every request gets the error
+            log.exception("search batch failed")
+            return [exc] * len(items)
+
+
+def _settle(
+    batch: list[tuple[Item, asyncio.Future[Answer]]], answers: list[Answer | BaseException]
+) -> None:
+    """On the loop: each future gets its answer (unless its request was abandoned)."""
+    for (_, future), answer in zip(batch, answers, strict=True):
+        if future.cancelled():
+            continue
+        if isinstance(answer, BaseException):
+            future.set_exception(answer)
+        else:
+            future.set_result(answer)

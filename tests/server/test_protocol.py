@@ -164,7 +164,7 @@ def test_plain_search_is_answered_without_the_asgi_app(loop: asyncio.AbstractEve
 def test_other_requests_go_to_the_asgi_app(
     loop: asyncio.AbstractEventLoop, request_bytes: bytes
 ) -> None:
-    protocol, transport, app = connect(loop)
+    protocol, _, app = connect(loop)
     feed(loop, protocol, request_bytes)
     assert App.asgi_calls == 1 and not app.state.dispatcher.waiting
 
