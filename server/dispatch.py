@@ -13,14 +13,26 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import faiss
 
 MAX_BATCH = 64
 Item = TypeVar("Item")
 Answer = TypeVar("Answer")
+Answer_contra = TypeVar("Answer_contra", contravariant=True)
 log = logging.getLogger("pith.dispatch")
+
+
+class Receiver(Protocol[Answer_contra]):
+    """Where an answer goes, on the event loop: an asyncio future, or a connection that writes
+    it out at once (server/protocol.py), one loop iteration sooner than a future's callback."""
+
+    def cancelled(self) -> bool: ...
+
+    def set_result(self, result: Answer_contra, /) -> None: ...
+
+    def set_exception(self, exception: BaseException, /) -> None: ...
 
 
 class SearchDispatcher(Generic[Item, Answer]):
@@ -31,9 +43,8 @@ class SearchDispatcher(Generic[Item, Answer]):
         self, threads: int, work: Callable[[list[Item]], list[Answer | BaseException]]
     ) -> None:
         self.work = work
-        self._queue: queue.SimpleQueue[tuple[Item, asyncio.Future[Answer]] | None] = (
-            queue.SimpleQueue()
-        )
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop requests come from
+        self._queue: queue.SimpleQueue[tuple[Item, Receiver[Answer]] | None] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._serve, name=f"pith-search_{i}", daemon=True)
             for i in range(threads)
@@ -47,8 +58,13 @@ class SearchDispatcher(Generic[Item, Answer]):
     def enqueue(self, item: Item) -> asyncio.Future[Answer]:
         """Queue `item` (from the event loop); the future gets its answer or exception."""
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        self._queue.put((item, future))
+        self.post(item, future)
         return future
+
+    def post(self, item: Item, receiver: Receiver[Answer]) -> None:
+        """Queue `item` (from the event loop); `receiver` gets its answer or exception."""
+        self._loop = asyncio.get_running_loop()
+        self._queue.put((item, receiver))
 
     def close(self) -> None:
         for _ in self._threads:
@@ -64,14 +80,16 @@ class SearchDispatcher(Generic[Item, Answer]):
             batch = self._next_batch()
             if batch is None:
                 return
-            live = [(item, future) for item, future in batch if not future.cancelled()]
+            live = [(item, receiver) for item, receiver in batch if not receiver.cancelled()]
             if live:
                 answers = self._answer([item for item, _ in live])
+                loop = self._loop
+                assert loop is not None  # post() sets it before queueing anything
                 # a closed loop (shutting down): nobody waits for these answers
                 with contextlib.suppress(RuntimeError):
-                    live[0][1].get_loop().call_soon_threadsafe(_settle, live, answers)
+                    loop.call_soon_threadsafe(_settle, live, answers)
 
-    def _next_batch(self) -> list[tuple[Item, asyncio.Future[Answer]]] | None:
+    def _next_batch(self) -> list[tuple[Item, Receiver[Answer]]] | None:
         """Blocks for the first queued request, then takes what else is queued; None: stop."""
         first = self._queue.get()
         if first is None:
@@ -97,13 +115,13 @@ class SearchDispatcher(Generic[Item, Answer]):
 
 
 def _settle(
-    batch: list[tuple[Item, asyncio.Future[Answer]]], answers: list[Answer | BaseException]
+    batch: list[tuple[Item, Receiver[Answer]]], answers: list[Answer | BaseException]
 ) -> None:
-    """On the loop: each future gets its answer (unless its request was abandoned)."""
-    for (_, future), answer in zip(batch, answers, strict=True):
-        if future.cancelled():
+    """On the loop: each receiver gets its answer (unless its request was abandoned)."""
+    for (_, receiver), answer in zip(batch, answers, strict=True):
+        if receiver.cancelled():
             continue
         if isinstance(answer, BaseException):
-            future.set_exception(answer)
+            receiver.set_exception(answer)
         else:
-            future.set_result(answer)
+            receiver.set_result(answer)

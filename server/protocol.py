@@ -28,8 +28,9 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 
 from core.errors import PithError
+from server.auth import readable_collection
 from server.errors import error_response
-from server.fastpath import SEARCH_ROUTE, PithApp, start_search
+from server.fastpath import SEARCH_ROUTE, PithApp
 
 log = logging.getLogger("pith.protocol")
 
@@ -136,19 +137,23 @@ class SearchCycle:
     def _start_if_ready(self) -> None:
         if not self.active or self.more_body:
             return
+        app = self.protocol.pith_app
         try:
-            future = start_search(self.protocol.pith_app, self.headers, self.name, self.body)
+            collection = readable_collection(app.state, self.headers, self.name)
         except Exception as exc:
             self._fail(exc)
             return
-        future.add_done_callback(self._answered)
+        app.state.dispatcher.post((collection, self.body), self)
 
-    def _answered(self, future: asyncio.Future[bytes]) -> None:
-        error = future.exception() if not future.cancelled() else PithError("search cancelled")
-        if error is None:
-            self._respond(200, JSON_HEADERS, future.result())
-        else:
-            self._fail(error)
+    # the dispatcher's Receiver: called on the event loop with the answer -----------------------
+    def cancelled(self) -> bool:
+        return False  # a lost connection is counted (499) when its answer comes
+
+    def set_result(self, answer: bytes) -> None:
+        self._respond(200, JSON_HEADERS, answer)
+
+    def set_exception(self, error: BaseException) -> None:
+        self._fail(error)
 
     def _fail(self, error: BaseException) -> None:
         if not isinstance(error, PithError):

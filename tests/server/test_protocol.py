@@ -13,6 +13,7 @@ from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 from core.errors import NotFound
+from server.dispatch import Receiver
 from server.fastpath import PithApp
 from server.protocol import SearchProtocol, protocol_for
 from server.settings import Settings
@@ -59,16 +60,15 @@ class Dispatcher:
     """Answers when told to, so a test can hold a search in flight."""
 
     def __init__(self) -> None:
-        self.waiting: list[tuple[bytes, asyncio.Future[bytes]]] = []
+        self.waiting: list[tuple[bytes, Receiver[bytes]]] = []
 
-    def enqueue(self, item: tuple[str, bytes]) -> asyncio.Future[bytes]:
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self.waiting.append((item[1], future))
-        return future
+    def post(self, item: tuple[str, bytes], receiver: Receiver[bytes]) -> None:
+        self.waiting.append((item[1], receiver))
 
     def answer_all(self) -> None:
-        for body, future in self.waiting:
-            future.set_result(ANSWER[:-1] + b',"for":' + body + b"}")
+        for body, receiver in self.waiting:
+            if not receiver.cancelled():
+                receiver.set_result(ANSWER[:-1] + b',"for":' + body + b"}")
         self.waiting.clear()
 
 
