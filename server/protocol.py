@@ -105,8 +105,9 @@ JSON_HEADERS = [(b"content-type", b"application/json")]
 
 class SearchCycle:
     """One `POST /collections/{name}/search` answered without ASGI: the body is collected by
-    the parser callbacks, queued for the search threads, and the answer written by a done
-    callback; no scope, task, coroutine or middleware per request. Carries the attributes
+    the parser callbacks, queued for the search threads, and the answer written when the
+    dispatcher settles its batch on the loop (the cycle is its own Receiver); no scope, task,
+    future, coroutine or middleware per request. Carries the attributes
     HttpToolsProtocol reads of a cycle (pipelining, disconnects, graceful shutdown)."""
 
     def __init__(self, protocol: SearchProtocol, name: str, keep_alive: bool) -> None:
