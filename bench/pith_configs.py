@@ -28,3 +28,17 @@ def pith(
         return Built(search, idx.bytes_in_ram() / n, idx.bytes_on_disk() / n)
 
     return build
+
+
+def binary_allocated_configs() -> list[tuple[str, bool, Builder]]:
+    """The binary encoder's allocated variant (PCA + per-component bit allocation + learned
+    level tables) at u=1..4, SDC, no re-rank: rows to sit next to the BEBR binary rows."""
+    flat = {"kind": "flat"}
+    return [
+        (
+            f"pith binary u={bits} allocated (SDC)",
+            False,
+            pith({"kind": "binary", "bits": bits, "method": "allocated"}, flat),
+        )
+        for bits in (1, 2, 3, 4)
+    ]

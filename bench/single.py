@@ -12,7 +12,7 @@ import numpy as np
 from bench import baselines as fb
 from bench.datasets.base import VectorDataset
 from bench.harness import Builder, Context, K, measure
-from bench.pith_configs import pith
+from bench.pith_configs import binary_allocated_configs, pith
 from bench.report import Row
 from index import SearchParams
 
@@ -79,6 +79,7 @@ def configs(dim: int) -> list[Config]:
             tag = "learned" if learned else "training-free"
             spec = {"kind": "binary", "bits": bits, "learned": learned}
             out.append((f"pith binary u={bits} {tag} (SDC)", False, pith(spec, flat)))
+    out.extend(binary_allocated_configs())
     out.append(flagship(dim))
     return out
 

@@ -7,6 +7,9 @@ one structured codebook of 2**(u*s) entries and the codes are PQ codes in FAISS 
 are binarized the same way, so FAISS's lookup tables over that codebook compute exactly SDC:
 LUT_m[k] = <c(q_m), c(k)> = T[q_m, k] with T = C C^T. At u=1 that ranking is Hamming ranking.
 
+method="allocated" (encoders/binary_alloc.py) keeps this code layout and SDC search but codes
+principal components with learned level tables and a per-component bit allocation.
+
 The training-free variant (learned=False) uses the identity transform, no MLPs and closed-form
 scales alpha_t = mean |r_t|; the learned one trains a linear map, the MLPs and the scales with
 torch on the collection's own vectors (encoders/binary_train.py).

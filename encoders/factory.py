@@ -33,12 +33,20 @@ def build_encoder(spec: Any, dim: int) -> Encoder:
         spec = SPEC_ADAPTER.validate_python(spec)
     if dim < 1:
         raise InvalidSpec(f"dimension must be positive, got {dim}")
-    if spec.kind not in REGISTRY:
-        _register_optional()
-    cls = REGISTRY.get(spec.kind)
+    cls = _encoder_class(spec)
     if cls is None:
         raise InvalidSpec(f"unknown encoder kind {spec.kind!r}")
     return cls(spec, dim)
+
+
+def _encoder_class(spec: Any) -> type[Encoder] | None:
+    if spec.kind == "binary" and spec.method == "allocated":
+        from encoders.binary_alloc import AllocatedBinaryEncoder
+
+        return AllocatedBinaryEncoder
+    if spec.kind not in REGISTRY:
+        _register_optional()
+    return REGISTRY.get(spec.kind)
 
 
 def load_encoder(folder: Path) -> Encoder:

@@ -53,14 +53,30 @@ class PQSpec(_Spec):
 
 
 class BinarySpec(_Spec):
-    """BEBR recurrent binarization: `bits` sign codes per dimension, SDC lookup tables.
+    """`bits` binary digits per dimension in PQ segments, scored by SDC lookup tables.
 
-    learned=True trains a linear map, one residual MLP per bit and the per-bit scales by
-    listwise distillation on the collection; learned=False is the training-free baseline.
+    method="bebr" (the default, and the meaning of every spec saved before `method` existed):
+    BEBR recurrent binarization; learned=True trains a linear map, one residual MLP per bit and
+    the per-bit scales by listwise distillation on the collection; learned=False is the
+    training-free baseline. method="allocated": PCA rotation, bits*dim bits allocated across
+    the principal components, a learned 1-d level table per component (encoders/binary_alloc.py);
+    it reads only bits, weight_power, max_train and seed.
     """
 
     kind: Literal["binary"] = "binary"
     bits: int = Field(2, ge=1, le=4, description="u: bits per dimension")
+    method: Literal["bebr", "allocated"] = Field(
+        "bebr",
+        description="bebr: one sign per bit and dimension (learned or training-free); "
+        "allocated: PCA + per-component bit allocation + learned level tables",
+    )
+    weight_power: float | None = Field(
+        None,
+        ge=0.0,
+        le=2.0,
+        description="allocated: component i's error weighs eigenvalue_i**p; None: p chosen in "
+        "fit by recall of held-out collection vectors used as pseudo-queries",
+    )
     learned: bool = Field(True, description="train the residual MLPs (else training-free)")
     constant_weight: bool = Field(
         True,
