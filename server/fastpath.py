@@ -24,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from core.errors import PithError
 from server.auth import readable_collection
+from server.dispatch import Receiver
 from server.errors import error_response
 from server.limits import content_length, refusal
 
@@ -78,13 +79,22 @@ async def fast_search(app: FastAPI, scope: Scope, receive: Receive, send: Send, 
         app.state.metrics.request_done("POST", SEARCH_ROUTE, status, time.perf_counter() - start)
 
 
+def queue_search(
+    app: FastAPI, headers: Mapping[str, str], name: str, body: bytes, receiver: Receiver[bytes]
+) -> None:
+    """Auth and collection lookup (PithError when refused), then the raw body queued for the
+    search threads; `receiver` gets the encoded answer, or the request's error. Every search
+    route comes through here: this ASGI path, the FastAPI route and server/protocol.py."""
+    collection = readable_collection(app.state, headers, name)
+    app.state.dispatcher.post((collection, body), receiver)
+
+
 def start_search(
     app: FastAPI, headers: Mapping[str, str], name: str, body: bytes
 ) -> asyncio.Future[bytes]:
-    """Auth, collection lookup (PithError when refused) and the raw body queued for the search
-    threads; the future gets the encoded answer, or the request's error."""
-    collection = readable_collection(app.state, headers, name)
-    future: asyncio.Future[bytes] = app.state.dispatcher.enqueue((collection, body))
+    """queue_search with a future for the answer."""
+    future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+    queue_search(app, headers, name, body, future)
     return future
 
 

@@ -28,9 +28,8 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 
 from core.errors import PithError
-from server.auth import readable_collection
 from server.errors import error_response
-from server.fastpath import SEARCH_ROUTE, PithApp
+from server.fastpath import JSON_HEADERS, SEARCH_ROUTE, PithApp, queue_search
 
 log = logging.getLogger("pith.protocol")
 
@@ -100,7 +99,6 @@ class _NoEvent:
 
 NO_EVENT = _NoEvent()
 FAST_URL = re.compile(rb"^/collections/([A-Za-z0-9_.-]+)/search$")
-JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 class SearchCycle:
@@ -138,13 +136,10 @@ class SearchCycle:
     def _start_if_ready(self) -> None:
         if not self.active or self.more_body:
             return
-        app = self.protocol.pith_app
         try:
-            collection = readable_collection(app.state, self.headers, self.name)
+            queue_search(self.protocol.pith_app, self.headers, self.name, self.body, self)
         except Exception as exc:
             self._fail(exc)
-            return
-        app.state.dispatcher.post((collection, self.body), self)
 
     # the dispatcher's Receiver: called on the event loop with the answer -----------------------
     def cancelled(self) -> bool:

@@ -9,10 +9,11 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
 from index import SearchParams
-from server.auth import readable_collection, require_read
+from server.auth import require_read
 from server.bodies import parse_json_model, query_vectors
 from server.deps import CollectionDep
 from server.errors import ERRORS_COMMON, FastJSON
+from server.fastpath import start_search
 from server.openapi import json_body
 from server.schemas import BatchSearchRequest, BatchSearchResponse, SearchRequest, SearchResponse
 from server.service.batching import Result, search_grouped
@@ -128,8 +129,7 @@ def prepare_all(items: list[SearchItem]) -> list[tuple[Collection, Query] | Base
 )
 async def search(name: str, request: Request) -> Response:
     """Served by server/fastpath.py unless CORS is on; the same work either way."""
-    collection = readable_collection(request.app.state, request.headers, name)
-    answer = await request.app.state.dispatcher.submit((collection, await request.body()))
+    answer = await start_search(request.app, request.headers, name, await request.body())
     return Response(answer, media_type="application/json")
 
 
