@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -120,3 +121,23 @@ class IndexFolder:
             stale = [p for p in self.root.glob(f"{PREFIX}*") if p.name not in keep]
         for path in stale:
             shutil.rmtree(path, ignore_errors=True)
+
+
+SCRATCH_PREFIX = "pith-read-only-"
+
+
+def scratch_copy(index_root: Path) -> Path:
+    """A writable copy of the checkpoint of a read-only index folder, in the temp directory;
+    `remove_scratch` removes it."""
+    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX)) / index_root.name
+    scratch.mkdir()
+    ckpt = IndexFolder.read_in(index_root)
+    if ckpt is not None:
+        shutil.copy2(index_root / CHECKPOINT_FILE, scratch / CHECKPOINT_FILE)
+        shutil.copytree(index_root / ckpt.generation, scratch / ckpt.generation)
+    return scratch
+
+
+def remove_scratch(scratch: Path) -> None:
+    """Remove a `scratch_copy` with the temporary folder made for it."""
+    shutil.rmtree(scratch.parent, ignore_errors=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import shutil
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 
 from core.errors import InvalidInput, NotFound
 from index import SearchParams, SearchResult
+from server.service.checkpoint import remove_scratch
 from server.service.filters import Filter, select
 from server.service.ids import PointId, id_value
 from server.service.inputs import spec_embed, spec_vectors
@@ -252,7 +252,7 @@ class Collection:
         self.writer.stop()
         self.st.store.close()
         if self.st.store.read_only:  # the index ran from a scratch copy
-            shutil.rmtree(self.st.index_folder.root.parent, ignore_errors=True)
+            remove_scratch(self.st.index_folder.root)
 
     def _final_checkpoint(self) -> None:
         if dirty(self.st):

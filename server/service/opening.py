@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 
 from core.errors import CorruptData
 from core.manifest import atomic_write_bytes, library_versions
-from server.service.checkpoint import CHECKPOINT_FILE, IndexFolder
+from server.service.checkpoint import IndexFolder, scratch_copy
 from server.service.collection import Collection
 from server.service.embedders import Embedders
 from server.service.engines import initial_engine
@@ -27,8 +26,6 @@ from server.service.store import Store, storage_error
 from server.service.telemetry import Silent, Telemetry
 
 FORMAT_VERSION = 1
-
-SCRATCH_PREFIX = "pith-read-only-"
 
 
 def write_spec(folder: Path, name: str, spec: CollectionSpec) -> None:
@@ -97,7 +94,7 @@ def open_collection(
         payloads = PayloadIndex()
         with store.snapshot() as conn:
             payloads.add_many(Store.payloads(conn))
-        index_root = scratch_index(folder / INDEX_DIR) if read_only else folder / INDEX_DIR
+        index_root = scratch_copy(folder / INDEX_DIR) if read_only else folder / INDEX_DIR
         live, index_folder, ckpt = _load_index(index_root, spec, store)
     except BaseException:
         store.close()
@@ -118,18 +115,6 @@ def open_collection(
         embedders=embedders or Embedders(),
     )
     return Collection(st)
-
-
-def scratch_index(index_root: Path) -> Path:
-    """A writable copy of the checkpoint of a read-only index folder, in the temp directory
-    (removed when the collection closes)."""
-    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX)) / INDEX_DIR
-    scratch.mkdir()
-    ckpt = IndexFolder.read_in(index_root)
-    if ckpt is not None:
-        shutil.copy2(index_root / CHECKPOINT_FILE, scratch / CHECKPOINT_FILE)
-        shutil.copytree(index_root / ckpt.generation, scratch / ckpt.generation)
-    return scratch
 
 
 def _load_index(index_root: Path, spec: CollectionSpec, store: Store):  # type: ignore[no-untyped-def]
