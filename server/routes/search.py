@@ -15,6 +15,7 @@ from server.deps import CollectionDep
 from server.errors import ERRORS_COMMON, FastJSON
 from server.fastpath import start_search
 from server.openapi import json_body
+from server.routes.plain import PlainBody, plain_body, plain_request, plain_vectors
 from server.schemas import BatchSearchRequest, BatchSearchResponse, SearchRequest, SearchResponse
 from server.service.batching import Result, search_grouped
 from server.service.collection import Collection, Hit, Query
@@ -55,17 +56,47 @@ SearchJob = tuple[Collection, SearchRequest | bytes]  # bytes: a raw body, answe
 
 def answer_jobs(jobs: list[SearchJob]) -> list[Result | bytes | BaseException]:
     """The search dispatcher's work, on a search thread: raw bodies are parsed here (not on
-    the event loop) and answered with their encoded JSON; parsed requests with their hits."""
-    parsed = [_parsed(req) for _, req in jobs]
-    valid = [(c, r) for (c, _), r in zip(jobs, parsed, strict=True) if isinstance(r, SearchRequest)]
+    the event loop) and answered with their encoded JSON; parsed requests with their hits.
+    Plain bodies go in bulk (server/routes/plain.py); the others one by one."""
+    out: dict[int, Result | bytes | BaseException] = dict(answer_plain_jobs(jobs))
+    rest = [i for i in range(len(jobs)) if i not in out]
+    parsed = [_parsed(jobs[i][1]) for i in rest]
+    valid = [
+        (jobs[i][0], r) for i, r in zip(rest, parsed, strict=True) if isinstance(r, SearchRequest)
+    ]
     answers = iter(answer_requests(valid))
-    out: list[Result | bytes | BaseException] = []
-    for (_, req), one in zip(jobs, parsed, strict=True):
+    for i, one in zip(rest, parsed, strict=True):
         answer = one if isinstance(one, BaseException) else next(answers)
-        if isinstance(req, bytes) and not isinstance(answer, BaseException):
-            out.append(encode_hits(answer[0]))
+        if isinstance(jobs[i][1], bytes) and not isinstance(answer, BaseException):
+            out[i] = encode_hits(answer[0])
         else:
-            out.append(answer)
+            out[i] = answer
+    return [out[i] for i in range(len(jobs))]
+
+
+def answer_plain_jobs(jobs: list[SearchJob]) -> dict[int, bytes | BaseException]:
+    """Encoded answers of the plain raw bodies, by job index: one validated matrix and one
+    search per collection and (k, with_payload, with_vectors). A group whose vectors fail
+    validation is left out (its bodies go the full way, each to its own answer or 400)."""
+    groups: dict[tuple[int, int, bool, bool, bool], list[tuple[int, PlainBody]]] = {}
+    for i, (collection, req) in enumerate(jobs):
+        body = plain_body(req) if isinstance(req, bytes) else None
+        if body is not None:
+            groups.setdefault((id(collection), *body.group), []).append((i, body))
+    out: dict[int, bytes | BaseException] = {}
+    for members in groups.values():
+        collection = jobs[members[0][0]][0]
+        bodies = [body for _, body in members]
+        vectors = plain_vectors(collection, bodies)
+        if vectors is None:
+            continue
+        try:
+            query = prepare_query(plain_request(bodies[0]), collection, vectors)
+            answers: list[bytes | BaseException] = list(map(encode_hits, collection.search(query)))
+        except Exception as exc:  # the search's own error is every member's answer
+            answers = [exc] * len(members)
+        for (i, _), answer in zip(members, answers, strict=True):
+            out[i] = answer
     return out
 
 
