@@ -59,7 +59,9 @@ def _service(app: FastAPI, settings: Settings) -> Any:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     app.state.pool = CpuPool(settings.cpu_threads)
-    app.state.dispatcher = SearchDispatcher(settings.search_threads, search.answer_jobs)
+    app.state.dispatcher = SearchDispatcher(
+        settings.search_threads, search.answer_jobs, omp_threads=settings.search_team()
+    )
     service = _service(app, settings)
     app.state.service = service
     app.state.metrics.watch(lambda: [c.info() for c in service.collections()])

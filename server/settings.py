@@ -31,10 +31,16 @@ class Settings(BaseSettings):
     )
     blas_threads: int = Field(1, ge=1, le=256, description="OpenBLAS threads (read at start)")
     search_threads: int = Field(
-        default_factory=lambda: max(1, os.cpu_count() or 1),
+        1,
         ge=1,
         le=256,
-        description="search threads (batches in flight)",
+        description="search threads (batches in flight); each runs its batch on an OpenMP team",
+    )
+    search_omp_threads: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="OpenMP threads per search thread (default: the cores shared among them)",
     )
     checkpoint_every_points: int = Field(50_000, ge=1)
     checkpoint_idle_s: float = Field(30.0, gt=0)
@@ -50,6 +56,12 @@ class Settings(BaseSettings):
     cluster: str | None = Field(None, description="Ray address of a pith cluster to serve")
     cluster_shards: int = Field(2, ge=1, le=256, description="shards of a new cluster collection")
     cluster_replicas: int = Field(2, ge=1, le=16, description="replicas of each cluster shard")
+
+    def search_team(self) -> int:
+        """OpenMP threads each search thread's index calls use."""
+        if self.search_omp_threads is not None:
+            return self.search_omp_threads
+        return max(1, (os.cpu_count() or 1) // self.search_threads)
 
     def options(self) -> Options:
         """The service's share of the settings."""

@@ -85,3 +85,35 @@ def test_close_stops_every_thread(threads: int) -> None:
     assert asyncio.run(one()) == 40
     dispatcher.close()
     assert not any(t.is_alive() for t in dispatcher._threads)
+
+
+def test_search_threads_run_index_calls_on_their_openmp_team() -> None:
+    import faiss
+
+    def work(items: list[int]) -> list[int | BaseException]:
+        return [faiss.omp_get_max_threads() for _ in items]
+
+    dispatcher: SearchDispatcher[int, int] = SearchDispatcher(1, work, omp_threads=3)
+
+    async def scenario() -> list[object]:
+        return await _settle_all([dispatcher.enqueue(0)])
+
+    try:
+        assert asyncio.run(scenario()) == [3]
+    finally:
+        dispatcher.close()
+
+
+def test_the_search_team_shares_the_cores_among_the_search_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    from server.settings import Settings
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert Settings().search_threads == 1
+    assert Settings().search_team() == 8
+    assert Settings(search_threads=4).search_team() == 2
+    assert Settings(search_threads=16).search_team() == 1
+    assert Settings(search_threads=2, search_omp_threads=3).search_team() == 3
