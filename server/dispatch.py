@@ -79,9 +79,9 @@ class SearchDispatcher(Generic[Item, Answer]):
     def _serve(self) -> None:
         # the OpenMP team this thread's index calls use (a per-thread setting). The default,
         # one search thread whose team spans the cores, measured 18 % more QPS on 2 cores than
-        # one single-threaded search thread per core (side by side, 16 connections): every thread that returns from FAISS
-        # must take the GIL back, and search threads doing Python (parsing, hits) kept each
-        # other waiting for it; a team's threads never need it
+        # one single-threaded search thread per core (side by side, 16 connections): every
+        # thread that returns from FAISS must take the GIL back, and search threads doing
+        # Python (parsing, hits) kept each other waiting for it; a team's threads never need it
         faiss.omp_set_num_threads(self.omp_threads)
         while True:
             batch = self._next_batch()
