@@ -15,7 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from server.concurrency import CpuPool
 from server.demo import ensure_demo
-from server.dispatch import SearchDispatcher
+from server.dispatch import RoutedDispatcher, SearchDispatcher
 from server.errors import install_error_handlers
 from server.fastpath import PithApp
 from server.limits import BodyLimit
@@ -55,12 +55,20 @@ def _service(app: FastAPI, settings: Settings) -> Any:
     return Service(settings.data, settings.options(), app.state.metrics, app.state.embedders)
 
 
+def _multivector(job: search.SearchJob) -> bool:
+    return bool(job[0].spec.multivector)
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     app.state.pool = CpuPool(settings.cpu_threads)
-    app.state.dispatcher = SearchDispatcher(
-        settings.search_threads, search.answer_jobs, omp_threads=settings.search_team()
+    app.state.dispatcher = RoutedDispatcher(
+        SearchDispatcher(
+            settings.search_threads, search.answer_jobs, omp_threads=settings.search_team()
+        ),
+        SearchDispatcher(settings.multivector_search_threads, search.answer_jobs),
+        _multivector,
     )
     service = _service(app, settings)
     app.state.service = service

@@ -34,7 +34,14 @@ class Settings(BaseSettings):
         1,
         ge=1,
         le=256,
-        description="search threads (batches in flight); each runs its batch on an OpenMP team",
+        description="search threads of single-vector collections; each runs its batches on an "
+        "OpenMP team",
+    )
+    multivector_search_threads: int = Field(
+        default_factory=lambda: max(1, os.cpu_count() or 1),
+        ge=1,
+        le=256,
+        description="search threads for multi-vector collections (one OpenMP thread each)",
     )
     search_omp_threads: int | None = Field(
         None,

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import pytest
 
-from server.dispatch import SearchDispatcher
+from server.dispatch import RoutedDispatcher, SearchDispatcher
 
 
 class Work:
@@ -117,3 +118,30 @@ def test_the_search_team_shares_the_cores_among_the_search_threads(
     assert Settings(search_threads=4).search_team() == 2
     assert Settings(search_threads=16).search_team() == 1
     assert Settings(search_threads=2, search_omp_threads=3).search_team() == 3
+    assert Settings().multivector_search_threads == 8
+
+
+def test_routed_items_go_to_their_own_search_threads() -> None:
+    def named(tag: str) -> Any:
+        def work(items: list[int]) -> list[str | BaseException]:
+            return [f"{tag}:{threading.get_ident()}" for _ in items]
+
+        return work
+
+    main: SearchDispatcher[int, str] = SearchDispatcher(1, named("main"))
+    other: SearchDispatcher[int, str] = SearchDispatcher(2, named("other"))
+    routed = RoutedDispatcher(main, other, lambda item: item < 0)
+
+    async def scenario() -> list[str]:
+        return list(await asyncio.gather(*(routed.submit(i) for i in (1, -1, 2, -2))))
+
+    try:
+        answers = asyncio.run(scenario())
+    finally:
+        routed.close()
+    assert [a.split(":")[0] for a in answers] == ["main", "other", "main", "other"]
+    main_threads = {str(t.ident) for t in main._threads}
+    other_threads = {str(t.ident) for t in other._threads}
+    assert {a.split(":")[1] for a in answers[0::2]} <= main_threads
+    assert {a.split(":")[1] for a in answers[1::2]} <= other_threads
+    assert not any(t.is_alive() for t in [*main._threads, *other._threads])
