@@ -283,9 +283,12 @@ class BinaryEncoder(Encoder):
         x = self.check(x)
         out = np.empty((len(x), self.d_pad), dtype=np.uint8)
         for s in range(0, len(x), _CHUNK):
-            z = self.transform(x[s : s + _CHUNK])
-            out[s : s + _CHUNK] = binarize(z, self.scales, self.weights, self.counts)
+            out[s : s + _CHUNK] = self.code_slots(self.transform(x[s : s + _CHUNK]))
         return out
+
+    def code_slots(self, z: np.ndarray) -> np.ndarray:
+        """(n, out_dim) score-space rows -> their digits (the recurrent binarization)."""
+        return binarize(z, self.scales, self.weights, self.counts)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """(n, dim) float32 -> (n, code_size) uint8 in FAISS ProductQuantizer layout."""

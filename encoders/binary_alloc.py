@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.errors import CorruptData, InvalidSpec
-from encoders.binary import _CHUNK, BinaryEncoder, pack_codes, padded_dim, unpack_codes
+from encoders.binary import BinaryEncoder, pack_codes, padded_dim, unpack_codes
 from encoders.spec import BinarySpec
 
 MAX_BITS = 8
@@ -279,15 +279,9 @@ class AllocatedBinaryEncoder(BinaryEncoder):
         self.weight_power = np.array([power], dtype=np.float64)
         self.is_trained = True
 
-    def digits(self, x: np.ndarray) -> np.ndarray:
-        """(n, out_dim) index of each slot's nearest level."""
-        self.require_trained()
-        x = self.check(x)
-        out = np.empty((len(x), self.d_pad), dtype=np.uint8)
-        for start in range(0, len(x), _CHUNK):
-            z = self.transform(x[start : start + _CHUNK])
-            out[start : start + _CHUNK] = nearest_levels(z, self.slot_bits, self.levels)
-        return out
+    def code_slots(self, z: np.ndarray) -> np.ndarray:
+        """(n, out_dim) score-space rows -> index of each slot's nearest level."""
+        return nearest_levels(z, self.slot_bits, self.levels)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """(n, dim) float32 -> (n, code_size) uint8 in FAISS ProductQuantizer layout."""
