@@ -93,11 +93,9 @@ def _vector(doc: dict[str, Any]) -> list[Any] | np.ndarray | None:
 
 
 def plain_vectors(collection: Collection, bodies: list[PlainBody]) -> Vectors | None:
-    """The bodies' vectors (one group) as one validated batch, or None when any of them is
-    ragged, non-numeric or refused by the collection (each body then goes the full way, and
-    gets its own answer or error)."""
-    if collection.spec.multivector:
-        return None
+    """The bodies' vectors (one group, for a single-vector collection) as one validated batch,
+    or None when any of them is ragged, non-numeric or refused by the collection (each body
+    then goes the full way, and gets its own answer or error)."""
     rows = _matrix([b.vector for b in bodies])
     if rows is None:
         return None

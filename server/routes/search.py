@@ -76,11 +76,14 @@ def answer_jobs(jobs: list[SearchJob]) -> list[Result | bytes | BaseException]:
 
 def answer_plain_jobs(jobs: list[SearchJob]) -> dict[int, bytes | BaseException]:
     """Encoded answers of the plain raw bodies, by job index: one validated matrix and one
-    search per collection and (k, with_payload, with_vectors). A group whose vectors fail
-    validation is left out (its bodies go the full way, each to its own answer or 400)."""
+    search per single-vector collection and (k, with_payload, with_vectors); bodies for
+    multi-vector collections are not read here (they would be parsed twice). A group whose
+    vectors fail validation is left out (its bodies go the full way, each to its own answer
+    or 400)."""
     groups: dict[tuple[int, int, bool, bool, bool], list[tuple[int, PlainBody]]] = {}
     for i, (collection, req) in enumerate(jobs):
-        body = plain_body(req) if isinstance(req, bytes) else None
+        single = not collection.spec.multivector
+        body = plain_body(req) if isinstance(req, bytes) and single else None
         if body is not None:
             groups.setdefault((id(collection), *body.group), []).append((i, body))
     out: dict[int, bytes | BaseException] = {}
