@@ -23,6 +23,7 @@ from server.metrics import Metrics, RequestMetrics
 from server.openapi import install_openapi
 from server.routes import collections, ops, points, search, snapshots
 from server.schemas import SearchRequest, UpsertRequest
+from server.searchpool import SearchProcesses
 from server.service.embedders import Embedders
 from server.service.registry import Service
 from server.service.spec import CollectionSpec
@@ -59,18 +60,28 @@ def _multivector(job: search.SearchJob) -> bool:
     return bool(job[0].spec.multivector)
 
 
-@contextlib.asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
-    app.state.pool = CpuPool(settings.cpu_threads)
-    app.state.dispatcher = RoutedDispatcher(
+def _dispatcher(app: FastAPI, settings: Settings, service: Any) -> Any:
+    """Search threads in this process; in front of them, for a local data folder served with
+    the stock embedders, the search processes (server/searchpool.py)."""
+    local = RoutedDispatcher(
         SearchDispatcher(
             settings.search_threads, search.answer_jobs, omp_threads=settings.search_team()
         ),
         SearchDispatcher(settings.multivector_search_threads, search.answer_jobs),
         _multivector,
     )
+    processes = settings.search_process_count()
+    if processes == 0 or not isinstance(service, Service) or app.state.custom_embedders:
+        return local
+    return SearchProcesses(service.root, processes, local, settings.log_level, app.state.metrics)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    app.state.pool = CpuPool(settings.cpu_threads)
     service = _service(app, settings)
+    app.state.dispatcher = _dispatcher(app, settings, service)
     app.state.service = service
     app.state.metrics.watch(lambda: [c.info() for c in service.collections()])
     starting = asyncio.create_task(_start(app, service, settings))
@@ -89,6 +100,7 @@ def create_app(settings: Settings, embedders: Embedders | None = None) -> PithAp
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.embedders = embedders or Embedders()
+    app.state.custom_embedders = embedders is not None  # search processes load the stock ones
     install_error_handlers(app)
     for module in (search, points, collections, snapshots, ops):  # hot routes match first
         app.include_router(module.router)

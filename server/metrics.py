@@ -45,6 +45,13 @@ class Metrics:
             )
             for event in EVENTS
         }
+        self.routed = Counter(
+            "pith_searches_routed",
+            "searches by where they were sent: a search process, or the server process's own "
+            "search threads",
+            ["to"],
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def request_done(self, method: str, route: str, status: int, seconds: float) -> None:

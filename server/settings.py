@@ -49,6 +49,14 @@ class Settings(BaseSettings):
         le=256,
         description="OpenMP threads per search thread (default: the cores shared among them)",
     )
+    search_processes: int | None = Field(
+        None,
+        ge=0,
+        le=256,
+        description="search processes answering searches from read-only followers of the "
+        "collections, each with its own interpreter (default: one per core on 2 or more cores; "
+        "0: every search in the server process)",
+    )
     checkpoint_every_points: int = Field(50_000, ge=1)
     checkpoint_idle_s: float = Field(30.0, gt=0)
     train_sample: int = Field(131_072, ge=256)
@@ -69,6 +77,13 @@ class Settings(BaseSettings):
         if self.search_omp_threads is not None:
             return self.search_omp_threads
         return max(1, (os.cpu_count() or 1) // self.search_threads)
+
+    def search_process_count(self) -> int:
+        """Search processes to run (see `search_processes`)."""
+        if self.search_processes is not None:
+            return self.search_processes
+        cores = os.cpu_count() or 1
+        return cores if cores >= 2 else 0
 
     def options(self) -> Options:
         """The service's share of the settings."""

@@ -85,11 +85,13 @@ def open_collection(
     telemetry: Telemetry | None = None,
     embedders: Embedders | None = None,
     read_only: bool = False,
+    shared: bool = False,
 ) -> Collection:
     """Open a collection folder: checkpoint loaded, log replayed, writer started. On a
-    read-only data directory the index works from a scratch copy and writes are refused."""
+    read-only data directory the index works from a scratch copy and writes are refused;
+    `shared` (with read_only): another process writes the folder meanwhile (a follower)."""
     spec = read_spec(folder)
-    store = Store(folder / STORE_FILE, read_only=read_only)
+    store = Store(folder / STORE_FILE, read_only=read_only, shared=shared)
     try:
         payloads = PayloadIndex()
         with store.snapshot() as conn:

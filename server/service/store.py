@@ -63,12 +63,13 @@ class Counters:
     next_iid: int
 
 
-def connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
+def connect(path: Path, read_only: bool = False, shared: bool = False) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit), WAL, synchronous=FULL;
     or a read-only one (on a read-only data directory: SQLite reads the WAL when its files
-    are there, and without them the file cannot change under us, so it is opened immutable)."""
+    are there, and without them the file cannot change under us, so it is opened immutable;
+    `shared`: another process writes it, so never immutable)."""
     if read_only:
-        wal = path.with_name(path.name + "-wal").exists()
+        wal = shared or path.with_name(path.name + "-wal").exists()
         uri = f"{path.resolve().as_uri()}?{'mode=ro' if wal else 'immutable=1'}"
         return sqlite3.connect(
             uri, uri=True, isolation_level=None, check_same_thread=False, timeout=60
@@ -105,25 +106,31 @@ def storage_error(exc: BaseException, doing: str) -> PithError | None:
 class Store:
     """Points and operation log of one collection (see the module docstring)."""
 
-    def __init__(self, path: Path, read_only: bool = False) -> None:
+    def __init__(self, path: Path, read_only: bool = False, shared: bool = False) -> None:
         self.path = Path(path)
         self.read_only = read_only
-        self._writer = connect(self.path, read_only)
+        self.shared = shared  # read-only, following a file another process writes
+        self._writer = connect(self.path, read_only, shared)
         if not read_only:
             self._writer.executescript(SCHEMA)
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._all: list[sqlite3.Connection] = [self._writer]
         self._lock = threading.Lock()
         self._closed = False
+        self._pinned = threading.local()
 
     # connections -------------------------------------------------------------------------
     @contextlib.contextmanager
     def reader(self) -> Iterator[sqlite3.Connection]:
-        """A pooled reader connection (one thread at a time)."""
+        """A pooled reader connection (one thread at a time); this thread's pinned one."""
+        pinned = getattr(self._pinned, "conn", None)
+        if pinned is not None:
+            yield pinned
+            return
         try:
             conn = self._readers.get_nowait()
         except queue.Empty:
-            conn = connect(self.path, self.read_only)
+            conn = connect(self.path, self.read_only, self.shared)
             with self._lock:
                 self._all.append(conn)
         try:
@@ -133,13 +140,28 @@ class Store:
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
-        """A reader inside one read transaction: every query sees the same committed state."""
+        """A reader inside one read transaction: every query sees the same committed state
+        (inside `pinned`: the pinned one, already in its transaction)."""
+        pinned = getattr(self._pinned, "conn", None)
+        if pinned is not None:
+            yield pinned
+            return
         with self.reader() as conn:
             conn.execute("BEGIN")
             try:
                 yield conn
             finally:
                 conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def pinned(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """Every read of this thread goes to `conn` (a `snapshot`'s) meanwhile: a follower
+        reads its rows in the state it caught up to."""
+        self._pinned.conn = conn
+        try:
+            yield
+        finally:
+            self._pinned.conn = None
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -296,9 +318,12 @@ class Store:
             last = rows[-1][0]
 
     @staticmethod
-    def payloads(conn: sqlite3.Connection) -> Iterator[tuple[int, str, dict | None]]:
-        """(internal id, external key, payload) of every point."""
-        for iid, key, text in conn.execute("SELECT iid, ext, payload FROM points"):
+    def payloads(
+        conn: sqlite3.Connection, from_iid: int = 0
+    ) -> Iterator[tuple[int, str, dict | None]]:
+        """(internal id, external key, payload) of every point with id >= from_iid."""
+        rows = conn.execute("SELECT iid, ext, payload FROM points WHERE iid >= ?", (from_iid,))
+        for iid, key, text in rows:
             yield iid, key, (orjson.loads(text) if text is not None else None)
 
 
