@@ -6,6 +6,7 @@ every read of a search pinned to the state it caught up to."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from server_helpers import FAST_PQ, unit_rows
@@ -29,7 +30,7 @@ def open_service(data: Path, **options: object) -> Service:
 
 def upsert(c: Collection, x: np.ndarray, ids: range, **payload: object) -> None:
     keys = [str(i) for i in ids]
-    rows = [{"i": i, **payload} for i in ids]
+    rows: list[dict[str, Any] | None] = [{"i": i, **payload} for i in ids]
     c.upsert(keys, c.vectors(x[list(ids)]), rows, True).result()
 
 
