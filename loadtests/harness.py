@@ -71,18 +71,40 @@ class ServerProcess:
             time.sleep(0.05)
         raise RuntimeError("server not ready in time")
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU time the server process has used (all its threads)."""
+    def pids(self) -> list[int]:
+        """The server and its child processes (its search processes)."""
         assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        pid = self.proc.pid
+        try:
+            kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            kids = []
+        return [pid, *map(int, kids)]
 
-    def rss_bytes(self) -> int:
-        assert self.proc is not None
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        return 0
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server and its search processes have used."""
+        total = 0.0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # ended meanwhile
+                continue
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
+    def rss_bytes(self, children: bool = False) -> int:
+        """Resident memory of the server (with `children`: and of its search processes)."""
+        pids = self.pids() if children else self.pids()[:1]
+        total = 0
+        for pid in pids:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        return total
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 300.0) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -42,6 +42,8 @@ async def _start(app: FastAPI, service: Service, settings: Settings) -> None:
         if settings.demo:
             await anyio.to_thread.run_sync(ensure_demo, service, settings.demo_size, settings.seed)
         service.ready = True
+        if isinstance(app.state.dispatcher, SearchProcesses):
+            app.state.dispatcher.start()
         log.info("ready: %d collection(s)", len(service.names()))
     except Exception:
         log.exception("start-up failed; /readyz stays 503")
@@ -73,7 +75,9 @@ def _dispatcher(app: FastAPI, settings: Settings, service: Any) -> Any:
     processes = settings.search_process_count()
     if processes == 0 or not isinstance(service, Service) or app.state.custom_embedders:
         return local
-    return SearchProcesses(service.root, processes, local, settings.log_level, app.state.metrics)
+    return SearchProcesses(
+        service.root, processes, local, service.collections, settings.log_level, app.state.metrics
+    )
 
 
 @contextlib.asynccontextmanager

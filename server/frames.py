@@ -7,7 +7,8 @@ import pickle
 import struct
 
 HEADER = struct.Struct("<I")
-HELLO = "pith-search-process-ready"
+HELLO = "pith-search-process-ready"  # process -> server, once its collections are open
+OPEN = "open"  # server -> process, first: ("open", [(name, incarnation, swaps), ...])
 
 
 def frame(message: object) -> bytes:

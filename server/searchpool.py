@@ -14,14 +14,16 @@ transaction after replaying every committed write (server/service/follower.py), 
 sees every write acknowledged before it came. Parsed requests (the batch route), and
 everything while no process is ready (start-up, a process that died), go to the in-process
 dispatcher; so do the searches a process had not answered when it died. The processes start
-with the first search, exit when the server closes its ends (or dies: their reads see the
-end), and one that dies is started again (at most every RESPAWN_S). The searches queued in
+once the server's collections are open, open them too before they say they are ready, exit
+when the server closes its ends (or dies: their reads see the end), and one that dies is
+started again (at most every RESPAWN_S). The searches queued in
 one turn of the event loop go to a process in one write, and it answers them as one batch."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -30,12 +32,13 @@ import subprocess
 import sys
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from core.errors import PithError
 from server.dispatch import Receiver
-from server.frames import HELLO, FrameReader, frame
+from server.frames import HELLO, OPEN, FrameReader, frame
 from server.metrics import Metrics
 from server.service.collection import Collection
 
@@ -51,12 +54,20 @@ class Dispatcher(Protocol):
     def close(self) -> None: ...
 
 
-class ForwardedError(PithError):
-    """An error a search process answered (status and code as it raised them)."""
+def forwarded(code: str, message: str) -> PithError:
+    """The error a search process answered, as the class it raised (found by its code)."""
+    return _classes().get(code, PithError)(message)
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code = status, code
+
+@functools.cache
+def _classes() -> dict[str, type[PithError]]:
+    found: dict[str, type[PithError]] = {}
+    todo = [PithError]
+    while todo:
+        cls = todo.pop()
+        found.setdefault(cls.code, cls)
+        todo += cls.__subclasses__()
+    return found
 
 
 class Link(asyncio.Protocol):
@@ -75,6 +86,7 @@ class Link(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._flush()  # the OPEN message queued at spawn
 
     def send(self, req_id: int, item: Item, receiver: Receiver[Any], head: tuple) -> None:
         """Queue a search; the searches queued in one turn of the loop go out in one write
@@ -83,6 +95,10 @@ class Link(asyncio.Protocol):
         if not self._outgoing:
             asyncio.get_running_loop().call_soon(self._flush)
         self._outgoing.append(frame((req_id, *head, item[1])))
+
+    def queue(self, data: bytes) -> None:
+        """A message to send first (before the connection is made)."""
+        self._outgoing.append(data)
 
     def _flush(self) -> None:
         data, self._outgoing = b"".join(self._outgoing), []
@@ -101,7 +117,7 @@ class Link(asyncio.Protocol):
                 if ok:
                     receiver.set_result(value)
                 else:
-                    receiver.set_exception(ForwardedError(*value))
+                    receiver.set_exception(forwarded(*value))
 
     def connection_lost(self, exc: Exception | None) -> None:
         """The process is gone: its unanswered searches are answered in-process."""
@@ -118,10 +134,16 @@ class SearchProcesses:
     """See the module docstring. `root` is the service's collections folder."""
 
     def __init__(
-        self, root: Path, processes: int, local: Dispatcher, log_level: str, metrics: Metrics
+        self,
+        root: Path,
+        processes: int,
+        local: Dispatcher,
+        collections: Callable[[], list[Any]],
+        log_level: str,
+        metrics: Metrics,
     ) -> None:
         self.root, self.processes, self.local = root, processes, local
-        self.log_level = log_level
+        self.collections, self.log_level = collections, log_level
         self._to_process = metrics.routed.labels("search_process")
         self._to_server = metrics.routed.labels("server")
         self.links: list[Link] = []
@@ -129,6 +151,11 @@ class SearchProcesses:
         self._ids = itertools.count()
         self._incarnations: weakref.WeakKeyDictionary[Collection, int] = weakref.WeakKeyDictionary()
         self._started_at = -RESPAWN_S
+
+    def start(self) -> None:
+        """Start the processes (on the event loop, once the collections are open): each
+        opens them before it says it is ready."""
+        self._start_missing()
 
     def post(self, item: Item, receiver: Receiver[Any]) -> None:
         collection, body = item
@@ -138,19 +165,19 @@ class SearchProcesses:
             self.local.post(item, receiver)
             return
         self._to_process.inc()
-        head = (collection.name, self._incarnation(collection), collection.st.live.swaps)
-        link.send(next(self._ids), item, receiver, head)
+        link.send(next(self._ids), item, receiver, self._position(collection))
 
     async def submit(self, item: Item) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.post(item, future)
         return await future
 
-    def _incarnation(self, collection: Collection) -> int:
+    def _position(self, collection: Collection) -> tuple[str, int, int]:
+        """(name, incarnation, swaps): what a follower must match."""
         number = self._incarnations.get(collection)
         if number is None:
             number = self._incarnations[collection] = next(self._ids)
-        return number
+        return (collection.name, number, collection.st.live.swaps)
 
     def _pick(self) -> Link | None:
         """The ready process with the fewest searches in flight (starting the missing ones)."""
@@ -179,6 +206,8 @@ class SearchProcesses:
         proc = subprocess.Popen(cmd, pass_fds=[theirs.fileno()], cwd=Path(__file__).parents[1])
         theirs.close()
         link = Link(self, proc, ours)
+        local = [c for c in self.collections() if type(c) is Collection]
+        link.queue(frame((OPEN, [self._position(c) for c in local])))
         loop = asyncio.get_running_loop()
         task = loop.create_task(loop.create_connection(lambda: link, sock=ours))
         task.add_done_callback(_report)

@@ -13,14 +13,15 @@ import os
 import socket
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from server.frames import HELLO, FrameReader, frame
+from server.frames import HELLO, OPEN, FrameReader, frame
 
 log = logging.getLogger("pith.searchworker")
 READ = 1 << 20
 # (request id, collection, incarnation, swaps, body)
 Request = tuple[int, str, int, int, bytes]
-# (request id, True, answer) or (request id, False, (status, code, message))
+# (request id, True, answer) or (request id, False, (error code, message))
 Reply = tuple[int, bool, object]
 
 
@@ -41,8 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import server.routes.search  # loaded before the process says it is ready
     import server.service.follower  # noqa: F401
 
-    with socket.socket(fileno=args.fd) as sock:
-        Worker(args.root).serve(sock)
+    with socket.socket(fileno=args.fd) as sock, contextlib.suppress(ConnectionError):
+        Worker(args.root).serve(sock)  # a server gone mid-write: nothing left to answer
     return 0
 
 
@@ -57,16 +58,31 @@ class Worker:
 
     def serve(self, sock: socket.socket) -> None:
         reader = FrameReader()
-        sock.sendall(frame(HELLO))
         try:
             while True:
-                requests = _receive(sock, reader)
-                if requests is None:
+                messages = _receive(sock, reader)
+                if messages is None:
                     return
-                sock.sendall(frame(self.replies(requests)))
+                requests = [m for m in messages if m[0] != OPEN]
+                for message in messages:
+                    if message[0] == OPEN:
+                        self.open(message[1])
+                        sock.sendall(frame(HELLO))
+                if requests:
+                    sock.sendall(frame(self.replies(requests)))
         finally:
             for follower in self.followers.values():
                 follower.close()
+
+    def open(self, positions: list[tuple[str, int, int]]) -> None:
+        """Follow the server's collections before the first search needs them."""
+        from server.service.follower import Follower, Position
+
+        for name, incarnation, swaps in positions:
+            try:
+                self.followers[name] = Follower(self.root / name, Position(incarnation, swaps))
+            except Exception as exc:  # the first search will try again (and answer the error)
+                log.warning("following collection %s failed: %s", name, exc)
 
     def replies(self, requests: list[Request]) -> list[Reply]:
         """One reply per request, whatever happens."""
@@ -126,21 +142,21 @@ def _failure(req_id: int, error: BaseException) -> Reply:
     from core.errors import PithError
 
     if isinstance(error, PithError):
-        return (req_id, False, (error.status, error.code, error.message))
+        return (req_id, False, (error.code, error.message))
     log.error("search failed", exc_info=error)
-    return (req_id, False, (500, "internal", "internal error"))
+    return (req_id, False, ("internal", "internal error"))
 
 
-def _receive(sock: socket.socket, reader: FrameReader) -> list[Request] | None:
-    """Blocks for at least one request, then takes every other one already sent; None once
+def _receive(sock: socket.socket, reader: FrameReader) -> list[Any] | None:
+    """Blocks for at least one message, then takes every other one already sent; None once
     the server closed its end."""
     sock.setblocking(True)
-    requests: list[Request] = []
+    requests: list[Any] = []
     while not requests:
         data = sock.recv(READ)
         if not data:
             return None
-        requests += reader.feed(data)  # type: ignore[arg-type]
+        requests += reader.feed(data)
     sock.setblocking(False)
     while True:
         try:
@@ -149,7 +165,7 @@ def _receive(sock: socket.socket, reader: FrameReader) -> list[Request] | None:
             return requests
         if not data:
             return requests  # answered; the next read sees the end
-        requests += reader.feed(data)  # type: ignore[arg-type]
+        requests += reader.feed(data)
 
 
 if __name__ == "__main__":

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import PithError
 from server.service.checkpoint import IndexFolder
 from server.service.collection import Collection
 from server.service.embedders import Embedders
+from server.service.errors import Unavailable
 from server.service.opening import open_collection
 from server.service.options import Options
 from server.service.replay import catch_up
@@ -36,13 +36,6 @@ log = logging.getLogger("pith.follower")
 FOLLOWER_OPTIONS = Options(checkpoint_idle_s=10**9, auto_train=False)
 OPEN_TRIES = 5  # the writer may prune the checkpoint being copied: open again
 READ_TRIES = 3  # the writer may checkpoint (and truncate the log) between open and read
-
-
-class Unavailable(PithError):
-    """The collection kept changing under the follower."""
-
-    status = 503
-    code = "unavailable"
 
 
 @dataclass(frozen=True, order=True)

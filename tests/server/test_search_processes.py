@@ -129,3 +129,16 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_forwarded_error_is_rebuilt_as_its_own_class() -> None:
+    from core.errors import InvalidInput, PithError
+    from server.searchpool import forwarded
+    from server.service.errors import Unavailable
+
+    error = forwarded("invalid_input", "vector: expected dimension 16, got 2")
+    assert type(error) is InvalidInput and error.status == 400
+    assert error.message == "vector: expected dimension 16, got 2"
+    assert type(forwarded("not_ready", "later")) is Unavailable
+    unknown = forwarded("no_such_code", "?")
+    assert type(unknown) is PithError and unknown.status == 500
