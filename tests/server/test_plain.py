@@ -103,6 +103,33 @@ def test_a_bad_body_in_a_plain_batch_gets_the_full_paths_error(collection: Colle
         assert str(answers[i]) == str(expected[i])
 
 
+def test_json_edge_cases_give_the_full_paths_answers(collection: Collection) -> None:
+    q = queries(2, 5)
+    ints = [round(v * 10) or 1 for v in q[0]]
+    bodies = [
+        orjson.dumps({"vector": ints, "k": 3}),  # JSON integers
+        b'{"vector": %s, "k": 3, "vector": %s}' % (orjson.dumps(q[0]), orjson.dumps(q[1])),
+        b'{"vector": [%s], "k": 3}' % b", ".join(b"1e400" for _ in range(DIM)),  # past float64
+        b'{"vector": [%s], "k": 3}' % b", ".join(b"18446744073709551616" for _ in range(DIM)),
+        orjson.dumps({"vector": [None, *q[1][1:]], "k": 3}),
+        orjson.dumps({"vector": [[v] for v in q[1]], "k": 3}),  # nested: never flattened
+        orjson.dumps({"vector": [], "k": 3}),
+    ]
+    answers = routes.answer_jobs([(collection, b) for b in bodies])
+    expected = [full_path(collection, b) for b in bodies]
+    assert answers[:2] == expected[:2] and all(isinstance(a, bytes) for a in answers[:2])
+    assert (
+        orjson.loads(answers[1])["hits"]
+        == orjson.loads(  # type: ignore[arg-type]
+            full_path(collection, orjson.dumps({"vector": q[1], "k": 3}))  # type: ignore[arg-type]
+        )["hits"]
+    )  # the last of duplicate keys counts, as in pydantic
+    for answer, want in zip(answers[2:], expected[2:], strict=True):
+        assert type(answer) is type(want) and str(answer) == str(want)
+    assert isinstance(answers[4], InvalidInput) and isinstance(answers[5], InvalidInput)
+    assert plain_body(bodies[0]) is not None  # integers are plain numbers
+
+
 def test_plain_bodies_skip_the_pydantic_parse(
     collection: Collection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
