@@ -106,10 +106,17 @@ class IndexFolder:
         finally:
             self.release(folder)
 
-    def open_live(self, ckpt: Checkpoint, spec: CollectionSpec) -> tuple[CollectionIndex, Path]:
-        """A private, writable copy of the checkpointed generation, loaded (held in use)."""
+    def open_live(
+        self, ckpt: Checkpoint, spec: CollectionSpec, move: bool = False
+    ) -> tuple[CollectionIndex, Path]:
+        """A private, writable copy of the checkpointed generation, loaded (held in use);
+        `move`: the generation itself, renamed (a scratch copy that is read only once)."""
         live = self.allocate()
-        shutil.copytree(self.root / ckpt.generation, live, dirs_exist_ok=True)
+        if move:
+            live.rmdir()
+            os.rename(self.root / ckpt.generation, live)
+        else:
+            shutil.copytree(self.root / ckpt.generation, live, dirs_exist_ok=True)
         return load_engine(ckpt.kind, live, spec), live
 
     def prune(self, checkpoint: Checkpoint | None) -> None:

@@ -97,7 +97,7 @@ def open_collection(
         with store.snapshot() as conn:
             payloads.add_many(Store.payloads(conn))
         index_root = scratch_copy(folder / INDEX_DIR) if read_only else folder / INDEX_DIR
-        live, index_folder, ckpt = _load_index(index_root, spec, store)
+        live, index_folder, ckpt = _load_index(index_root, spec, store, scratch=read_only)
     except BaseException:
         store.close()
         raise
@@ -119,7 +119,7 @@ def open_collection(
     return Collection(st)
 
 
-def _load_index(index_root: Path, spec: CollectionSpec, store: Store):  # type: ignore[no-untyped-def]
+def _load_index(index_root: Path, spec: CollectionSpec, store: Store, scratch: bool):  # type: ignore[no-untyped-def]
     index_folder = IndexFolder(index_root)
     ckpt = index_folder.read()
     index_folder.prune(ckpt)
@@ -132,7 +132,8 @@ def _load_index(index_root: Path, spec: CollectionSpec, store: Store):  # type: 
             not spec.needs_training,
         )
     else:
-        engine, live_folder = index_folder.open_live(ckpt, spec)
+        # a scratch copy's checkpoint is read once: its files become the live ones
+        engine, live_folder = index_folder.open_live(ckpt, spec, move=scratch)
         seq, next_iid, trained = ckpt.seq, ckpt.next_iid, ckpt.trained
     with store.snapshot() as conn:
         counters = catch_up(engine, conn, spec, seq, next_iid)

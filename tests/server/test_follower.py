@@ -49,6 +49,9 @@ def test_follower_replays_upserts_replacements_and_deletes(tmp_path: Path) -> No
     x = unit_rows(400, DIM, seed=1)
     upsert(writer, x, range(0, 200))
     follower = Follower(tmp_path / "collections" / "c", position(writer))
+    scratch = follower.collection.st.index_folder.root
+    assert scratch != writer.st.index_folder.root  # its own files (appends must not reach ours)
+    assert len(list(scratch.glob("gen-*"))) == 1  # one copy of the checkpoint: moved, not copied
     upsert(writer, x, range(200, 300))  # new points
     upsert(writer, x[::-1].copy(), range(0, 10), tag="moved")  # id i now holds x[399 - i]
     writer.delete([str(i) for i in range(50, 60)], None, True).result()
