@@ -5,6 +5,8 @@ every read of a search pinned to the state it caught up to."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,86 +45,81 @@ def position(c: Collection) -> Position:
     return Position(1, c.st.live.swaps)
 
 
+@contextlib.contextmanager
+def followed(
+    data: Path, spec: dict, n: int, seed: int, first: range, **options: object
+) -> Iterator[tuple[Service, Collection, Follower, np.ndarray]]:
+    """A service with collection "c" (points `first` of n seeded rows) and a follower of it."""
+    service = open_service(data, **options)
+    writer, _ = service.create("c", CollectionSpec.model_validate(spec))
+    x = unit_rows(n, DIM, seed=seed)
+    upsert(writer, x, first)
+    follower = Follower(data / "collections" / "c", position(writer))
+    try:
+        yield service, writer, follower, x
+    finally:
+        follower.close()
+        service.close_all()
+
+
 def test_follower_replays_upserts_replacements_and_deletes(tmp_path: Path) -> None:
-    service = open_service(tmp_path)
-    writer, _ = service.create("c", CollectionSpec.model_validate(FLAT))
-    x = unit_rows(400, DIM, seed=1)
-    upsert(writer, x, range(0, 200))
-    follower = Follower(tmp_path / "collections" / "c", position(writer))
-    scratch = follower.collection.st.index_folder.root
-    assert scratch != writer.st.index_folder.root  # its own files (appends must not reach ours)
-    assert len(list(scratch.glob("gen-*"))) == 1  # one copy of the checkpoint: moved, not copied
-    upsert(writer, x, range(200, 300))  # new points
-    upsert(writer, x[::-1].copy(), range(0, 10), tag="moved")  # id i now holds x[399 - i]
-    writer.delete([str(i) for i in range(50, 60)], None, True).result()
-    with follower.reading(position(writer)) as copy:
-        for v in (x[250], x[399], x[55], x[5]):
-            assert top(copy, v) == top(writer, v)
-        assert top(copy, x[399], k=1)[0] == (0, {"i": 0, "tag": "moved"})
-        assert all(i not in range(50, 60) for i, _ in top(copy, x[55], k=20))
-        assert copy.count(None) == writer.count(None) == 290
-        flt = {"must": [{"key": "tag", "match": {"value": "moved"}}]}
-        assert sorted(i for i, _ in top(copy, x[0], k=50, flt=flt)) == list(range(10))
-        assert copy.st.live.seq == writer.st.live.seq
-    follower.close()
-    service.close_all()
+    with followed(tmp_path, FLAT, 400, 1, range(0, 200)) as (_, writer, follower, x):
+        scratch = follower.collection.st.index_folder.root
+        assert scratch != writer.st.index_folder.root  # its own files: appends stay there
+        assert len(list(scratch.glob("gen-*"))) == 1  # the checkpoint moved in, not copied twice
+        upsert(writer, x, range(200, 300))  # new points
+        upsert(writer, x[::-1].copy(), range(0, 10), tag="moved")  # id i now holds x[399 - i]
+        writer.delete([str(i) for i in range(50, 60)], None, True).result()
+        with follower.reading(position(writer)) as copy:
+            for v in (x[250], x[399], x[55], x[5]):
+                assert top(copy, v) == top(writer, v)
+            assert top(copy, x[399], k=1)[0] == (0, {"i": 0, "tag": "moved"})
+            assert all(i not in range(50, 60) for i, _ in top(copy, x[55], k=20))
+            assert copy.count(None) == writer.count(None) == 290
+            flt = {"must": [{"key": "tag", "match": {"value": "moved"}}]}
+            assert sorted(i for i, _ in top(copy, x[0], k=50, flt=flt)) == list(range(10))
+            assert copy.st.live.seq == writer.st.live.seq
 
 
 def test_reads_stay_pinned_to_the_state_caught_up_to(tmp_path: Path) -> None:
-    service = open_service(tmp_path)
-    writer, _ = service.create("c", CollectionSpec.model_validate(FLAT))
-    x = unit_rows(100, DIM, seed=2)
-    upsert(writer, x, range(0, 50))
-    follower = Follower(tmp_path / "collections" / "c", position(writer))
-    with follower.reading(position(writer)) as copy:
-        # a replacement committed while the search runs: its rows are not read half-way
-        upsert(writer, x, range(0, 50), version="new")
-        hits = copy.search(Query(copy.vectors(x[3:4]), 3))[0]
-        assert hits[0].id == 3 and hits[0].payload == {"i": 3}  # the old row, not a gap
-    with follower.reading(position(writer)) as copy:
-        assert top(copy, x[3], k=1)[0] == (3, {"i": 3, "version": "new"})
-    follower.close()
-    service.close_all()
+    with followed(tmp_path, FLAT, 100, 2, range(0, 50)) as (_, writer, follower, x):
+        with follower.reading(position(writer)) as copy:
+            # a replacement committed while the search runs: its rows are not read half-way
+            upsert(writer, x, range(0, 50), version="new")
+            hits = copy.search(Query(copy.vectors(x[3:4]), 3))[0]
+            assert hits[0].id == 3 and hits[0].payload == {"i": 3}  # the old row, not a gap
+        with follower.reading(position(writer)) as copy:
+            assert top(copy, x[3], k=1)[0] == (3, {"i": 3, "version": "new"})
 
 
 def test_a_training_swap_or_a_truncated_log_reloads_the_checkpoint(tmp_path: Path) -> None:
-    service = open_service(tmp_path, checkpoint_every_points=100)
     spec = {"dim": DIM, "encoder": FAST_PQ | {"m": 4}, "index": {"kind": "flat"}}
-    writer, _ = service.create("c", CollectionSpec.model_validate(spec | {"train_size": 10**6}))
-    x = unit_rows(1000, DIM, seed=3)
-    upsert(writer, x, range(0, 300))
-    follower = Follower(tmp_path / "collections" / "c", position(writer))
-    assert not follower.collection.st.live.trained
-    writer.train().result()
-    assert writer.st.live.trained and writer.st.live.swaps == 1
-    with follower.reading(position(writer)) as copy:
-        assert copy.st.live.trained  # the trained index, from the checkpoint after the swap
-        assert copy.st.live.engine.kind == writer.st.live.engine.kind
-        assert top(copy, x[10], k=3) == top(writer, x[10], k=3)
-    trained = follower.collection
-    for start in range(300, 600, 100):  # a checkpoint per batch, each truncating the log
-        upsert(writer, x, range(start, start + 100))
-    ckpt = writer.st.checkpoint
-    assert ckpt is not None and ckpt.seq > trained.st.live.seq  # the log lost its position
-    with follower.reading(position(writer)) as copy:
-        assert copy is not trained  # reopened: the ops after its position were gone
-        assert copy.count(None) == 600
-        assert top(copy, x[555], k=3) == top(writer, x[555], k=3)
-    follower.close()
-    service.close_all()
+    spec["train_size"] = 10**6
+    opened = followed(tmp_path, spec, 1000, 3, range(0, 300), checkpoint_every_points=100)
+    with opened as (_, writer, follower, x):
+        assert not follower.collection.st.live.trained
+        writer.train().result()
+        assert writer.st.live.trained and writer.st.live.swaps == 1
+        with follower.reading(position(writer)) as copy:
+            assert copy.st.live.trained  # the trained index, from the checkpoint after the swap
+            assert copy.st.live.engine.kind == writer.st.live.engine.kind
+            assert top(copy, x[10], k=3) == top(writer, x[10], k=3)
+        trained = follower.collection
+        for start in range(300, 600, 100):  # a checkpoint per batch, each truncating the log
+            upsert(writer, x, range(start, start + 100))
+        ckpt = writer.st.checkpoint
+        assert ckpt is not None and ckpt.seq > trained.st.live.seq  # the log lost its position
+        with follower.reading(position(writer)) as copy:
+            assert copy is not trained  # reopened: the ops after its position were gone
+            assert copy.count(None) == 600
+            assert top(copy, x[555], k=3) == top(writer, x[555], k=3)
 
 
 def test_a_new_incarnation_is_opened_again(tmp_path: Path) -> None:
-    service = open_service(tmp_path)
-    writer, _ = service.create("c", CollectionSpec.model_validate(FLAT))
-    x = unit_rows(20, DIM, seed=4)
-    upsert(writer, x, range(0, 10))
-    follower = Follower(tmp_path / "collections" / "c", Position(1, 0))
-    service.delete("c")
-    writer, _ = service.create("c", CollectionSpec.model_validate(FLAT))
-    upsert(writer, x, range(10, 12))
-    with follower.reading(Position(2, 0)) as copy:
-        assert copy.count(None) == 2
-        assert {i for i, _ in top(copy, x[0], k=10)} == {10, 11}
-    follower.close()
-    service.close_all()
+    with followed(tmp_path, FLAT, 20, 4, range(0, 10)) as (service, _, follower, x):
+        service.delete("c")
+        writer, _ = service.create("c", CollectionSpec.model_validate(FLAT))
+        upsert(writer, x, range(10, 12))
+        with follower.reading(Position(2, 0)) as copy:
+            assert copy.count(None) == 2
+            assert {i for i, _ in top(copy, x[0], k=10)} == {10, 11}
