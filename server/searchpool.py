@@ -3,9 +3,9 @@ its own interpreter (and GIL), from read-only followers of the collections.
 
 Why: in one process the event loop and the search thread take turns on the GIL, and the
 requests move in lock-step (the loop writes 15 answers and reads 15 requests while the search
-thread waits, then the other way round): measured on 2 cores, the server kept 1.2 cores busy.
-Two processes serving the same index side by side answered 59 % more (3,655 vs 2,297 QPS,
-16 connections, 117k flagship).
+thread waits, then the other way round). Measured on 2 cores, interleaved runs on one 117k
+flagship index at 16 connections: two search processes answered 9 to 15 % more than the
+server process alone; three, or one with a two-thread OpenMP team, did worse.
 
 `SearchProcesses.post` takes what the search dispatcher takes: a raw body for a local
 collection goes to the least busy process that has said it is ready, tagged with the
@@ -16,8 +16,8 @@ everything while no process is ready (start-up, a process that died), go to the 
 dispatcher; so do the searches a process had not answered when it died. The processes start
 once the server's collections are open, open them too before they say they are ready, exit
 when the server closes its ends (or dies: their reads see the end), and one that dies is
-started again (at most every RESPAWN_S). The searches queued in
-one turn of the event loop go to a process in one write, and it answers them as one batch."""
+started again (at most every RESPAWN_S). The searches queued in one turn of the event loop
+go to a process in one write, and it answers them as one batch."""
 
 from __future__ import annotations
 

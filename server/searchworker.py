@@ -51,10 +51,12 @@ class Worker:
     """Followers by collection name, and the request loop."""
 
     def __init__(self, root: Path) -> None:
+        from server.service.embedders import Embedders
         from server.service.follower import Follower
 
         self.root = root
         self.followers: dict[str, Follower] = {}
+        self.embedders = Embedders()  # one per process, as one per server: models load once
 
     def serve(self, sock: socket.socket) -> None:
         reader = FrameReader()
@@ -80,7 +82,8 @@ class Worker:
 
         for name, incarnation, swaps in positions:
             try:
-                self.followers[name] = Follower(self.root / name, Position(incarnation, swaps))
+                at = Position(incarnation, swaps)
+                self.followers[name] = Follower(self.root / name, at, self.embedders)
             except Exception as exc:  # the first search will try again (and answer the error)
                 log.warning("following collection %s failed: %s", name, exc)
 
@@ -127,7 +130,8 @@ class Worker:
             try:
                 follower = self.followers.get(name)
                 if follower is None:
-                    follower = self.followers[name] = Follower(self.root / name, at)
+                    follower = Follower(self.root / name, at, self.embedders)
+                    self.followers[name] = follower
                 out[name] = reads.enter_context(follower.reading(at))
             except Exception as exc:
                 log.warning("following collection %s failed: %s", name, exc)

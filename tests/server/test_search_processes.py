@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from server_helpers import unit_rows
 
@@ -87,6 +88,23 @@ def test_acknowledged_writes_are_searchable_at_once(server: ServerProcess) -> No
     flt = {"must": [{"key": "i", "match": {"any": [3, 7]}}]}
     hits = http.post("/collections/c/search", json={"vector": x[0].tolist(), "k": 5, "filter": flt})
     assert sorted(h["id"] for h in hits.json()["hits"]) == [3, 7]
+
+
+def test_multivector_searches_through_the_processes(server: ServerProcess) -> None:
+    http = httpx.Client(base_url=server.url, timeout=60)
+    assert http.put("/collections/c", json=SPEC).status_code == 201
+    wait_for_processes(server, http)
+    muvera = {"kind": "muvera", "r_reps": 2, "k_sim": 2, "d_proj": 4}
+    spec = {"dim": 8, "multivector": True, "encoder": muvera}
+    assert http.put("/collections/mv", json=spec).status_code == 201
+    rng = np.random.default_rng(3)
+    points = [{"id": i, "vectors": rng.standard_normal((3, 8)).tolist()} for i in range(40)]
+    assert http.put("/collections/mv/points?wait=true", json={"points": points}).is_success
+    before = routed(http)["search_process"]
+    for i in (7, 21):
+        hits = http.post("/collections/mv/search", json={"vectors": points[i]["vectors"], "k": 2})
+        assert hits.json()["hits"][0]["id"] == i
+    assert routed(http)["search_process"] == before + 2
 
 
 def test_a_killed_process_is_replaced_and_its_searches_answered(server: ServerProcess) -> None:
