@@ -114,7 +114,6 @@ class Store:
         if not read_only:
             self._writer.executescript(SCHEMA)
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
-        self._all: list[sqlite3.Connection] = [self._writer]
         self._lock = threading.Lock()
         self._closed = False
         self._pinned = threading.local()
@@ -127,16 +126,23 @@ class Store:
         if pinned is not None:
             yield pinned
             return
+        with self._lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
         try:
             conn = self._readers.get_nowait()
         except queue.Empty:
             conn = connect(self.path, self.read_only, self.shared)
-            with self._lock:
-                self._all.append(conn)
         try:
             yield conn
         finally:
-            self._readers.put(conn)
+            with self._lock:
+                closed = self._closed
+            if closed:  # closed meanwhile: this one was in use, so close() left it to us
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            else:
+                self._readers.put(conn)
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -187,13 +193,22 @@ class Store:
             raise ReadOnlyStorage(STARTED_READ_ONLY)
 
     def close(self) -> None:
+        """Close the writer and the idle readers; a reader in use (a training run's sample, a
+        search's rows) is closed when it is given back: closing a connection another thread
+        is reading through crashes the process (seen: a segfault in sqlite3 at shutdown)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            for conn in self._all:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.close()
+        idle = [self._writer]
+        while True:
+            try:
+                idle.append(self._readers.get_nowait())
+            except queue.Empty:
+                break
+        for conn in idle:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
 
     # writer-side helpers (inside `transaction`) --------------------------------------------
     @staticmethod

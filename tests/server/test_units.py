@@ -3,8 +3,10 @@ the readers-writer lock."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ from server.service.ids import U64_MAX, id_key, id_value, path_id_key
 from server.service.payloads import PayloadIndex
 from server.service.rwlock import RWLock
 from server.service.spec import CollectionSpec
+from server.service.store import Store
 from server.service.vectors import from_blobs, prepare, to_blobs
 
 
@@ -203,3 +206,16 @@ def test_rwlock_excludes_writer_from_readers() -> None:
     assert (
         log[i + 1] == "w-" and log.count("r-") == 3 and all(e == "r-" or e == "r+" for e in log[:i])
     )
+
+
+def test_closing_a_store_leaves_a_reader_in_use_to_its_thread(tmp_path: Path) -> None:
+    # closing a connection another thread reads through crashed the process (a segfault in
+    # sqlite3 when the server stopped during a training run's sample read)
+    store = Store(tmp_path / "store.sqlite")
+    with store.reader() as conn:
+        store.close()
+        assert conn.execute("SELECT count(*) FROM points").fetchone() == (0,)  # still open
+    with pytest.raises(sqlite3.ProgrammingError):
+        conn.execute("SELECT 1")  # closed once given back
+    with pytest.raises(sqlite3.ProgrammingError), store.reader():
+        pass
