@@ -18,15 +18,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from server.service.checkpoint import IndexFolder
 from server.service.collection import Collection
 from server.service.embedders import Embedders
 from server.service.errors import Unavailable
 from server.service.opening import open_collection
 from server.service.options import Options
-from server.service.replay import catch_up
+from server.service.replay import catch_up, removed_after
 from server.service.snapshots import INDEX_DIR
 from server.service.store import Store
 
@@ -116,10 +114,10 @@ def replay(collection: Collection, conn: sqlite3.Connection) -> bool:
     ckpt = IndexFolder.read_in(st.folder / INDEX_DIR)
     if ckpt is not None and ckpt.seq > live.seq:
         return False  # the ops after our position may be truncated: reload instead
-    removed = [op.removed for op in Store.ops_after(conn, live.seq)]
+    removed = removed_after(conn, live.seq)
     with live.lock.write():
-        catch_up(live.engine, conn, st.spec, live.seq, live.next_iid)
-        for iid in np.concatenate(removed).tolist() if removed else []:
+        catch_up(live.engine, conn, st.spec, live.seq, live.next_iid, removed)
+        for iid in removed.tolist():
             st.payloads.remove(iid)
         st.payloads.add_many(Store.payloads(conn, live.next_iid))
         live.seq, live.next_iid = counters.last_seq, counters.next_iid

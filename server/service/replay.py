@@ -15,21 +15,30 @@ from server.service.vectors import Vectors, from_blobs
 FILL_CHUNK = 16_384
 
 
+def removed_after(conn: sqlite3.Connection, seq: int) -> np.ndarray:
+    """The internal ids the logged ops after `seq` removed."""
+    removed = [op.removed for op in Store.ops_after(conn, seq)]
+    return np.concatenate(removed) if removed else np.zeros(0, np.int64)
+
+
 def catch_up(
     engine: CollectionIndex,
     conn: sqlite3.Connection,
     spec: CollectionSpec,
     after_seq: int,
     from_iid: int,
+    removed: np.ndarray | None = None,
 ) -> Counters:
     """Apply every logged op after `after_seq` to an engine that holds exactly the points of
     that moment (all internal ids below `from_iid` still alive then). Internal ids are never
-    reused, so this is: remove what later ops removed, add the live points from `from_iid` on.
-    Call inside `Store.snapshot` (or on the writer thread) so the reads agree."""
+    reused, so this is: remove what later ops removed (`removed`, when the caller has read
+    them already), add the live points from `from_iid` on. Call inside `Store.snapshot` (or
+    on the writer thread) so the reads agree."""
     counters = Store.counters(conn)
-    removed = [op.removed for op in Store.ops_after(conn, after_seq)]
-    if removed and sum(len(r) for r in removed):
-        engine.remove(np.concatenate(removed))
+    if removed is None:
+        removed = removed_after(conn, after_seq)
+    if len(removed):
+        engine.remove(removed)
     for iids, blobs in Store.vectors_from(conn, from_iid, FILL_CHUNK):
         engine.add(iids, from_blobs(blobs, spec.dim, spec.multivector))
     return counters
