@@ -153,18 +153,17 @@ def _failure(req_id: int, error: BaseException) -> Reply:
 
 def _receive(sock: socket.socket, reader: FrameReader) -> list[Any] | None:
     """Blocks for at least one message, then takes every other one already sent; None once
-    the server closed its end."""
-    sock.setblocking(True)
+    the server closed its end. (The socket stays blocking; the drain reads with MSG_DONTWAIT
+    rather than switching the socket's mode twice a batch.)"""
     requests: list[Any] = []
     while not requests:
         data = sock.recv(READ)
         if not data:
             return None
         requests += reader.feed(data)
-    sock.setblocking(False)
     while True:
         try:
-            data = sock.recv(READ)
+            data = sock.recv(READ, socket.MSG_DONTWAIT)
         except BlockingIOError:
             return requests
         if not data:
