@@ -3,13 +3,14 @@
     python -m loadtests.http_bench                      # 117,659 x 384, flagship config
     python -m loadtests.http_bench --limit 20000 --duration 5 --train-sample 8192
 
-Steps, one run, one server subprocess: ingest everything into an untrained collection
-(exact float16 stage) through PUT /points (wait=true, batches of 1,000, base64 float16, and
-JSON lists for reference); train (POST /train?wait=true); search over HTTP with 16
-concurrent keep-alive connections (query bodies as JSON lists, then as base64 as the SDK
-sends them) vs the same index loaded in-process and searched by 16 threads (single
-queries); restart (graceful and kill -9) to ready, RSS; finally ingest as many new points
-into the trained collection. Prints a table; gates nothing.
+Steps, one run, one server subprocess: ingest everything into an untrained collection (exact
+float16 stage) through PUT /points (wait=true, batches of 1,000, base64 float16, and JSON
+lists for reference); train (POST /train?wait=true); search over HTTP with 16 concurrent
+keep-alive connections (query bodies as JSON lists, then as base64 as the SDK sends them) vs
+the same index loaded in-process and searched by 16 threads (single queries), in interleaved
+rounds (`--rounds`; medians, and each round's ratio); restart (graceful and kill -9) to
+ready, RSS; finally ingest as many new points into the trained collection. Prints a table;
+gates nothing.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from loadtests.harness import Connection, ServerProcess, closed_loop, json_body
+from loadtests.harness import Connection, ServerProcess, closed_loop, json_body, run_client
 
 # the flagship of bench/single.py: IVF256 (spherical centroids) over 4-bit PQ codes of the
 # vectors themselves, nprobe 72, re-rank 100 from disk
@@ -57,7 +58,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--encoder", type=json.loads, default=FLAGSHIP_ENCODER)
     p.add_argument("--index", type=json.loads, default=FLAGSHIP_INDEX)
     p.add_argument("--concurrency", type=int, default=16)
-    p.add_argument("--duration", type=float, default=20.0, help="seconds per search measurement")
+    p.add_argument(
+        "--duration", type=float, default=20.0, help="seconds per search configuration, all rounds"
+    )
+    p.add_argument("--rounds", type=int, default=4, help="interleaved rounds of the searches")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--batch", type=int, default=1000)
     p.add_argument("--ingest-clients", type=int, default=8)
@@ -115,7 +119,7 @@ async def _ingest(port: int, path: str, bodies: list[bytes], clients: int) -> No
 def ingest(server: ServerProcess, name: str, bodies: list[bytes], n: int, clients: int) -> float:
     """Vectors per second through PUT /points?wait=true."""
     t0 = time.perf_counter()
-    asyncio.run(_ingest(server.port, f"/collections/{name}/points?wait=true", bodies, clients))
+    run_client(_ingest(server.port, f"/collections/{name}/points?wait=true", bodies, clients))
     return n / (time.perf_counter() - t0)
 
 
@@ -138,71 +142,157 @@ def search_bodies(xq: np.ndarray, k: int, wire: str) -> list[bytes]:
 
 
 def http_search(
-    server: ServerProcess, xq: np.ndarray, args: argparse.Namespace, wire: str = "json"
+    server: ServerProcess, bodies: list[bytes], args: argparse.Namespace
 ) -> dict[str, float]:
-    bodies = search_bodies(xq, args.k, wire)
     path = f"/collections/{NAME}/search"
-    asyncio.run(closed_loop(server.port, path, bodies, args.concurrency, 2.0))  # warm-up
+    run_client(closed_loop(server.port, path, bodies, args.concurrency, 1.0))  # warm-up
     cpu0 = server.cpu_seconds()
-    done, lat = asyncio.run(closed_loop(server.port, path, bodies, args.concurrency, args.duration))
+    seconds = args.duration / args.rounds
+    done, lat = run_client(closed_loop(server.port, path, bodies, args.concurrency, seconds))
     cpu_s = server.cpu_seconds() - cpu0
     ms = np.array(lat) * 1e3
     return {
-        "qps": done / args.duration,
-        "cores": cpu_s / args.duration,
+        "qps": done / seconds,
+        "cores": cpu_s / seconds,
         "per_cpu_s": done / cpu_s,
         "p50_ms": float(np.percentile(ms, 50)),
         "p99_ms": float(np.percentile(ms, 99)),
     }
 
 
-def library_search(
-    data: Path, xq: np.ndarray, args: argparse.Namespace, threads: int | None = None
-) -> dict[str, float]:
-    """The same index (the server's last checkpoint), searched in-process by `threads`
-    threads (default: as many as HTTP connections)."""
-    threads = threads or args.concurrency
-    import faiss
+class Library:
+    """The same index (the server's last checkpoint), loaded in-process from a copy."""
 
-    from index import SearchParams, load_index
+    def __init__(self, data: Path) -> None:
+        from index import load_index
 
-    root = data / "collections" / NAME / "index"
-    generation = json.loads((root / "checkpoint.json").read_text())["generation"]
-    copy = Path(tempfile.mkdtemp(prefix="pith-bench-")) / "index"
-    shutil.copytree(root / generation, copy)
-    index = load_index(copy)
-    counts, lat = [0] * threads, []
-    stop_at = time.perf_counter() + args.duration
+        root = data / "collections" / NAME / "index"
+        generation = json.loads((root / "checkpoint.json").read_text())["generation"]
+        self.copy = Path(tempfile.mkdtemp(prefix="pith-bench-")) / "index"
+        shutil.copytree(root / generation, self.copy)
+        self.index = load_index(self.copy)
 
-    def worker(w: int) -> None:
-        faiss.omp_set_num_threads(1)  # as the server's search threads
-        i = w
-        while time.perf_counter() < stop_at:
-            t0 = time.perf_counter()
-            index.search(xq[i % len(xq) : i % len(xq) + 1], args.k, SearchParams())
-            lat.append(time.perf_counter() - t0)
-            counts[w] += 1
-            i += threads
+    def close(self) -> None:
+        shutil.rmtree(self.copy.parent, ignore_errors=True)
 
-    for _ in range(50):
-        index.search(xq[:1], args.k)
-    workers = [threading.Thread(target=worker, args=(w,)) for w in range(threads)]
-    cpu0 = time.process_time()
-    for t in workers:
-        t.start()
-    for t in workers:
-        t.join()
-    cpu_s = time.process_time() - cpu0
-    shutil.rmtree(copy.parent, ignore_errors=True)
-    ms = np.array(lat) * 1e3
-    qps = sum(counts) / args.duration
-    return {
-        "qps": qps,
-        "cores": cpu_s / args.duration,
-        "per_cpu_s": sum(counts) / cpu_s,
-        "p50_ms": float(np.percentile(ms, 50)),
-        "p99_ms": float(np.percentile(ms, 99)),
-    }
+    def search(self, xq: np.ndarray, args: argparse.Namespace, threads: int) -> dict[str, float]:
+        """`threads` threads, each searching one query at a time."""
+        import faiss
+
+        from index import SearchParams
+
+        index, seconds = self.index, args.duration / args.rounds
+        counts, lat = [0] * threads, []
+        for _ in range(50):
+            index.search(xq[:1], args.k)
+        stop_at = time.perf_counter() + seconds
+
+        def worker(w: int) -> None:
+            faiss.omp_set_num_threads(1)  # as the server's search threads
+            i = w
+            while time.perf_counter() < stop_at:
+                t0 = time.perf_counter()
+                index.search(xq[i % len(xq) : i % len(xq) + 1], args.k, SearchParams())
+                lat.append(time.perf_counter() - t0)
+                counts[w] += 1
+                i += threads
+
+        workers = [threading.Thread(target=worker, args=(w,)) for w in range(threads)]
+        cpu0 = time.process_time()
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+        cpu_s = time.process_time() - cpu0
+        ms = np.array(lat) * 1e3
+        return {
+            "qps": sum(counts) / seconds,
+            "cores": cpu_s / seconds,
+            "per_cpu_s": sum(counts) / cpu_s,
+            "p50_ms": float(np.percentile(ms, 50)),
+            "p99_ms": float(np.percentile(ms, 99)),
+        }
+
+
+Measures = dict[str, list[dict[str, float]]]
+
+
+def search_rounds(
+    server: ServerProcess, data: Path, xq: np.ndarray, args: argparse.Namespace
+) -> Measures:
+    """`args.rounds` rounds, each measuring the library (as many threads as connections, then
+    one per core), HTTP with JSON bodies and HTTP with base64 bodies one after the other, so
+    that a change in the load of the shared machine falls on all four alike."""
+    lib = Library(data)
+    bodies = {wire: search_bodies(xq, args.k, wire) for wire in ("json", "b64")}
+    out: Measures = {"lib": [], "best": [], "json": [], "b64": []}
+    try:
+        for _ in range(args.rounds):
+            out["lib"].append(lib.search(xq, args, args.concurrency))
+            out["best"].append(lib.search(xq, args, os.cpu_count() or 1))
+            out["json"].append(http_search(server, bodies["json"], args))
+            out["b64"].append(http_search(server, bodies["b64"], args))
+    finally:
+        lib.close()
+    return out
+
+
+def median(runs: list[dict[str, float]], key: str) -> float:
+    return float(np.median([r[key] for r in runs]))
+
+
+def ratios(top: list[dict[str, float]], bottom: list[dict[str, float]], key: str) -> str:
+    """The median over rounds of top/bottom, with each round's ratio."""
+    each = [t[key] / b[key] for t, b in zip(top, bottom, strict=True)]
+    return f"{np.median(each):.0%}", "rounds: " + ", ".join(f"{r:.0%}" for r in each)
+
+
+def search_rows(m: Measures, args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    cores = os.cpu_count() or 1
+    lib, best, web, sdk = m["lib"], m["best"], m["json"], m["b64"]
+
+    def latency(runs: list[dict[str, float]]) -> str:
+        return f"p50 {median(runs, 'p50_ms'):.2f} ms, p99 {median(runs, 'p99_ms'):.2f} ms"
+
+    rows = [
+        (
+            "search, in-process library",
+            f"{median(lib, 'qps'):,.0f} QPS",
+            f"{latency(lib)}, {args.concurrency} threads, {median(lib, 'cores'):.2f} cores busy",
+        ),
+        (
+            "search, HTTP",
+            f"{median(web, 'qps'):,.0f} QPS",
+            f"{latency(web)}, {args.concurrency} connections, "
+            f"{median(web, 'cores'):.2f} cores busy",
+        ),
+        (
+            "search, HTTP, base64 bodies (as pith_client sends)",
+            f"{median(sdk, 'qps'):,.0f} QPS",
+            f"{latency(sdk)}, {median(sdk, 'cores'):.2f} cores busy",
+        ),
+        (
+            f"search, in-process library, {cores} threads",
+            f"{median(best, 'qps'):,.0f} QPS",
+            f"{latency(best)}, one thread per core, {median(best, 'cores'):.2f} cores busy",
+        ),
+    ]
+    value, each = ratios(web, lib, "qps")
+    rows.append(("HTTP / in-process, QPS", value, f"target >= 50%; {each}"))
+    value, each = ratios(sdk, lib, "qps")
+    rows.append(("HTTP (base64 bodies) / in-process, QPS", value, f"the SDK's wire form; {each}"))
+    value, each = ratios(web, best, "qps")
+    rows.append((f"HTTP / in-process at {cores} threads, QPS", value, each))
+    value, each = ratios(web, lib, "per_cpu_s")
+    rows.append(
+        (
+            "HTTP / in-process, per CPU-second",
+            value,
+            f"{median(web, 'per_cpu_s'):,.0f} vs {median(lib, 'per_cpu_s'):,.0f} queries per "
+            f"CPU-second (fair on a shared machine); {each}",
+        )
+    )
+    return rows
 
 
 def main() -> None:
@@ -257,66 +347,7 @@ def main() -> None:
                 f"sample {min(n, args.train_sample):,}",
             )
         )
-        lib = library_search(data, xq, args)
-        cores = os.cpu_count() or 1
-        best = library_search(data, xq, args, threads=cores)
-        web = http_search(server, xq, args)
-        sdk = http_search(server, xq, args, wire="b64")
-        rows.append(
-            (
-                "search, in-process library",
-                f"{lib['qps']:,.0f} QPS",
-                f"p50 {lib['p50_ms']:.2f} ms, p99 {lib['p99_ms']:.2f} ms, "
-                f"{args.concurrency} threads, {lib['cores']:.2f} cores busy",
-            )
-        )
-        rows.append(
-            (
-                "search, HTTP",
-                f"{web['qps']:,.0f} QPS",
-                f"p50 {web['p50_ms']:.2f} ms, p99 {web['p99_ms']:.2f} ms, "
-                f"{args.concurrency} connections, {web['cores']:.2f} cores busy",
-            )
-        )
-        rows.append(
-            (
-                "search, HTTP, base64 bodies (as pith_client sends)",
-                f"{sdk['qps']:,.0f} QPS",
-                f"p50 {sdk['p50_ms']:.2f} ms, p99 {sdk['p99_ms']:.2f} ms, "
-                f"{sdk['cores']:.2f} cores busy",
-            )
-        )
-        rows.append(
-            (
-                f"search, in-process library, {cores} threads",
-                f"{best['qps']:,.0f} QPS",
-                f"p50 {best['p50_ms']:.2f} ms, one thread per core, {best['cores']:.2f} cores busy",
-            )
-        )
-        rows.append(("HTTP / in-process, QPS", f"{web['qps'] / lib['qps']:.0%}", "target >= 50%"))
-        rows.append(
-            (
-                "HTTP (base64 bodies) / in-process, QPS",
-                f"{sdk['qps'] / lib['qps']:.0%}",
-                "the SDK's wire form",
-            )
-        )
-        rows.append(
-            (
-                f"HTTP / in-process at {cores} threads, QPS",
-                f"{web['qps'] / best['qps']:.0%}",
-                "against the library's best thread count",
-            )
-        )
-        ratio = web["per_cpu_s"] / lib["per_cpu_s"]
-        rows.append(
-            (
-                "HTTP / in-process, per CPU-second",
-                f"{ratio:.0%}",
-                f"{web['per_cpu_s']:,.0f} vs {lib['per_cpu_s']:,.0f} queries per CPU-second "
-                "(fair on a shared machine)",
-            )
-        )
+        rows += search_rows(search_rounds(server, data, xq, args), args)
         server.stop(signal.SIGTERM)
         ready_s = server.start()
         rows.append(
@@ -326,7 +357,7 @@ def main() -> None:
                 f"{n:,} points, collections opened in {server.load_s:.1f} s, target <= 10 s",
             )
         )
-        asyncio.run(  # a few searches: the search processes start and open the collection
+        run_client(  # a few searches: the search processes start and open the collection
             closed_loop(
                 server.port, f"/collections/{NAME}/search", search_bodies(xq, 10, "b64"), 4, 3.0
             )
