@@ -4,28 +4,34 @@ alone. It opens the folder read-only (index from a scratch copy of the last chec
 log replayed). Each read (`Follower.reading`) runs inside one SQLite read transaction: the
 copy first replays what the log holds past its own position, then the search and its row
 fetches read that same state, so a search sees a write group entirely or not at all, as in
-the writing process. When the part of the log it needs is gone (a newer checkpoint truncated
-it) or the writer swapped in another index (training, recovery) and checkpointed it, the
-follower opens the folder again."""
+the writing process.
+
+Before each read two stat() calls tell what changed: the collection's spec file names its
+incarnation (a deleted collection has none: NotFound; a re-created or restored one has another
+file: the follower opens the folder again), and the checkpoint file tells when the writer
+checkpointed a trained index the copy does not have (training swapped it in): opened again
+too. When the part of the log it needs is gone (a newer checkpoint truncated it), the follower
+opens the folder again as well."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-from server.service.checkpoint import IndexFolder
+from core.errors import NotFound
+from server.service.checkpoint import CHECKPOINT_FILE, IndexFolder
 from server.service.collection import Collection
 from server.service.embedders import Embedders
 from server.service.errors import Unavailable
 from server.service.opening import open_collection
 from server.service.options import Options
 from server.service.replay import catch_up, removed_after
-from server.service.snapshots import INDEX_DIR
+from server.service.snapshots import INDEX_DIR, SPEC_FILE
 from server.service.store import Store
 
 log = logging.getLogger("pith.follower")
@@ -34,25 +40,33 @@ log = logging.getLogger("pith.follower")
 FOLLOWER_OPTIONS = Options(checkpoint_idle_s=10**9, auto_train=False)
 OPEN_TRIES = 5  # the writer may prune the checkpoint being copied: open again
 READ_TRIES = 3  # the writer may checkpoint (and truncate the log) between open and read
+Stamp = tuple[int, int, int]  # a file's (inode, change time in ns, size)
 
 
-@dataclass(frozen=True, order=True)
-class Position:
-    """What the writing process knows of its collection: `incarnation` names its life (a
-    re-created collection gets another number), `swaps` counts the indexes it swapped in."""
-
-    incarnation: int
-    swaps: int
+def stamp(path: Path) -> Stamp | None:
+    """What tells one version of a file from another (None when there is no file)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_ctime_ns, st.st_size)
 
 
 class Follower:
-    """One followed collection: the open read-only copy and the writer position it matches."""
+    """One followed collection: the open read-only copy and the file stamps it matches."""
 
-    def __init__(self, folder: Path, at: Position, embedders: Embedders | None = None) -> None:
+    def __init__(self, folder: Path, embedders: Embedders | None = None) -> None:
         self.folder = folder
         self.embedders = embedders
+        self._spec = self._incarnation()
+        self._checkpoint = stamp(folder / INDEX_DIR / CHECKPOINT_FILE)
         self.collection = self._open()
-        self.at = at
+
+    def _incarnation(self) -> Stamp:
+        found = stamp(self.folder / SPEC_FILE)
+        if found is None:
+            raise NotFound(f"collection {self.folder.name!r} not found")
+        return found
 
     def _open(self) -> Collection:
         for attempt in range(OPEN_TRIES):
@@ -71,13 +85,11 @@ class Follower:
         raise AssertionError("unreachable")
 
     @contextlib.contextmanager
-    def reading(self, at: Position) -> Iterator[Collection]:
+    def reading(self) -> Iterator[Collection]:
         """The copy, caught up with every committed write, its reads pinned to that state
-        for the duration (the caller's thread only)."""
-        if at.incarnation != self.at.incarnation:
-            self._reopen(at)
-        elif at.swaps != self.at.swaps and self._newer_checkpoint():
-            self._reopen(at)  # until that checkpoint is written, the copy's own index serves
+        for the duration (the caller's thread only). NotFound once the collection is gone."""
+        if self._incarnation() != self._spec or self._trained_elsewhere():
+            self._reopen()
         for _ in range(READ_TRIES):
             store = self.collection.st.store
             with store.snapshot() as conn:
@@ -85,18 +97,24 @@ class Follower:
                     with store.pinned(conn):
                         yield self.collection
                     return
-            self._reopen(at)
+            self._reopen()
         raise Unavailable(f"collection {self.folder.name!r} kept changing; try again")
 
-    def _newer_checkpoint(self) -> bool:
+    def _trained_elsewhere(self) -> bool:
+        """A new checkpoint holds a trained index and the copy's is not (or the other way
+        round): the writer swapped one in (until it is checkpointed, the copy's own serves)."""
+        now = stamp(self.folder / INDEX_DIR / CHECKPOINT_FILE)
+        if now == self._checkpoint:
+            return False
+        self._checkpoint = now
         ckpt = IndexFolder.read_in(self.folder / INDEX_DIR)
-        own = self.collection.st.checkpoint
-        return ckpt is not None and (own is None or ckpt.generation != own.generation)
+        return ckpt is not None and ckpt.trained != self.collection.st.live.trained
 
-    def _reopen(self, at: Position) -> None:
+    def _reopen(self) -> None:
+        spec, checkpoint = self._incarnation(), stamp(self.folder / INDEX_DIR / CHECKPOINT_FILE)
         fresh = self._open()
         self.collection.close(save=False)
-        self.collection, self.at = fresh, at
+        self.collection, self._spec, self._checkpoint = fresh, spec, checkpoint
 
     def close(self) -> None:
         self.collection.close(save=False)

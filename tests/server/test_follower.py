@@ -15,7 +15,7 @@ from server_helpers import FAST_PQ, unit_rows
 
 from server.service.collection import Collection, Query
 from server.service.filters import parse_filter
-from server.service.follower import Follower, Position
+from server.service.follower import Follower
 from server.service.options import Options
 from server.service.registry import Service
 from server.service.spec import CollectionSpec
@@ -41,10 +41,6 @@ def top(c: Collection, v: np.ndarray, k: int = 5, flt: dict | None = None) -> li
     return [(h.id, h.payload) for h in c.search(query)[0]]
 
 
-def position(c: Collection) -> Position:
-    return Position(1, c.st.live.swaps)
-
-
 @contextlib.contextmanager
 def followed(
     data: Path, spec: dict, n: int, seed: int, first: range, **options: object
@@ -54,7 +50,7 @@ def followed(
     writer, _ = service.create("c", CollectionSpec.model_validate(spec))
     x = unit_rows(n, DIM, seed=seed)
     upsert(writer, x, first)
-    follower = Follower(data / "collections" / "c", position(writer))
+    follower = Follower(data / "collections" / "c")
     try:
         yield service, writer, follower, x
     finally:
@@ -70,7 +66,7 @@ def test_follower_replays_upserts_replacements_and_deletes(tmp_path: Path) -> No
         upsert(writer, x, range(200, 300))  # new points
         upsert(writer, x[::-1].copy(), range(0, 10), tag="moved")  # id i now holds x[399 - i]
         writer.delete([str(i) for i in range(50, 60)], None, True).result()
-        with follower.reading(position(writer)) as copy:
+        with follower.reading() as copy:
             for v in (x[250], x[399], x[55], x[5]):
                 assert top(copy, v) == top(writer, v)
             assert top(copy, x[399], k=1)[0] == (0, {"i": 0, "tag": "moved"})
@@ -83,12 +79,12 @@ def test_follower_replays_upserts_replacements_and_deletes(tmp_path: Path) -> No
 
 def test_reads_stay_pinned_to_the_state_caught_up_to(tmp_path: Path) -> None:
     with followed(tmp_path, FLAT, 100, 2, range(0, 50)) as (_, writer, follower, x):
-        with follower.reading(position(writer)) as copy:
+        with follower.reading() as copy:
             # a replacement committed while the search runs: its rows are not read half-way
             upsert(writer, x, range(0, 50), version="new")
             hits = copy.search(Query(copy.vectors(x[3:4]), 3))[0]
             assert hits[0].id == 3 and hits[0].payload == {"i": 3}  # the old row, not a gap
-        with follower.reading(position(writer)) as copy:
+        with follower.reading() as copy:
             assert top(copy, x[3], k=1)[0] == (3, {"i": 3, "version": "new"})
 
 
@@ -100,7 +96,7 @@ def test_a_training_swap_or_a_truncated_log_reloads_the_checkpoint(tmp_path: Pat
         assert not follower.collection.st.live.trained
         writer.train().result()
         assert writer.st.live.trained and writer.st.live.swaps == 1
-        with follower.reading(position(writer)) as copy:
+        with follower.reading() as copy:
             assert copy.st.live.trained  # the trained index, from the checkpoint after the swap
             assert copy.st.live.engine.kind == writer.st.live.engine.kind
             assert top(copy, x[10], k=3) == top(writer, x[10], k=3)
@@ -109,7 +105,7 @@ def test_a_training_swap_or_a_truncated_log_reloads_the_checkpoint(tmp_path: Pat
             upsert(writer, x, range(start, start + 100))
         ckpt = writer.st.checkpoint
         assert ckpt is not None and ckpt.seq > trained.st.live.seq  # the log lost its position
-        with follower.reading(position(writer)) as copy:
+        with follower.reading() as copy:
             assert copy is not trained  # reopened: the ops after its position were gone
             assert copy.count(None) == 600
             assert top(copy, x[555], k=3) == top(writer, x[555], k=3)
@@ -120,6 +116,6 @@ def test_a_new_incarnation_is_opened_again(tmp_path: Path) -> None:
         service.delete("c")
         writer, _ = service.create("c", CollectionSpec.model_validate(FLAT))
         upsert(writer, x, range(10, 12))
-        with follower.reading(Position(2, 0)) as copy:
+        with follower.reading() as copy:
             assert copy.count(None) == 2
             assert {i for i, _ in top(copy, x[0], k=10)} == {10, 11}
