@@ -76,7 +76,7 @@ def _dispatcher(app: FastAPI, settings: Settings, service: Any) -> Any:
     if processes == 0 or not isinstance(service, Service) or app.state.custom_embedders:
         return local
     return SearchProcesses(
-        service.root, processes, local, service.collections, settings.log_level, app.state.metrics
+        service.root, processes, local, service.collections, settings, app.state.metrics
     )
 
 

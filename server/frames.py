@@ -8,7 +8,9 @@ import struct
 
 HEADER = struct.Struct("<I")
 HELLO = "pith-search-process-ready"  # process -> server, once its collections are open
-OPEN = "open"  # server -> process, first: ("open", [(name, incarnation, swaps), ...])
+OPEN = "open"  # server -> process, first: ("open", [collection name, ...], settings)
+METRICS = "metrics"  # process -> server: ("metrics", [(status, seconds), ...]) of its own answers
+BACK_MAX = 1 << 17  # bytes a connection handed back may carry (one SOCK_SEQPACKET message)
 
 
 def frame(message: object) -> bytes:

@@ -47,7 +47,8 @@ class Metrics:
         }
         self.routed = Counter(
             "pith_searches_routed",
-            "searches by where they were sent: a search process, or the server process's own "
+            "searches by where they were answered: a search process the server sent them to, a "
+            "search process that owns the client's connection, or the server process's own "
             "search threads",
             ["to"],
             registry=self.registry,

@@ -30,6 +30,7 @@ from uvicorn.protocols.http.httptools_impl import (
 from core.errors import PithError
 from server.errors import error_response
 from server.fastpath import JSON_HEADERS, SEARCH_ROUTE, PithApp, queue_search
+from server.searchpool import SearchProcesses
 
 log = logging.getLogger("pith.protocol")
 
@@ -197,6 +198,48 @@ class SearchProtocol(CoalescingProtocol):
     `protocol_for(app)`."""
 
     pith_app: PithApp
+    prefix: bytes | None = None  # what a search process read before handing the connection back
+    handed_off = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """A new connection goes to a search process (server/searchpool.py) unless it came
+        back from one; one that came back is read from the bytes the process had read."""
+        if self.prefix is None and self._hand_off(transport):
+            self.handed_off = True
+            transport.abort()  # our descriptor only: the process's keeps the connection
+            return
+        super().connection_made(transport)
+        if self.prefix:
+            data, self.prefix = self.prefix, b""
+            self.data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.handed_off:
+            super().connection_lost(exc)
+
+    def _hand_off(self, transport: asyncio.Transport) -> bool:
+        pool = getattr(self.pith_app.state, "dispatcher", None)
+        if not isinstance(pool, SearchProcesses) or not self.pith_app.fast_search:
+            return False
+        if self.access_log or self.root_path:  # the server's own stack logs and rewrites
+            return False
+        sock = transport.get_extra_info("socket")
+        if sock is None:
+            return False
+        if pool.protocol_factory is None:
+            pool.protocol_factory = self._factory()
+        return pool.hand_off(sock.fileno(), self.config.encoded_headers)
+
+    def _factory(self) -> Callable[[bytes], SearchProtocol]:
+        """Protocols like this one, for connections handed back with the bytes read."""
+        cls, config, state, app_state = type(self), self.config, self.server_state, self.app_state
+
+        def make(prefix: bytes) -> SearchProtocol:
+            protocol = cls(config=config, server_state=state, app_state=app_state)
+            protocol.prefix = prefix
+            return protocol
+
+        return make
 
     def on_headers_complete(self) -> None:
         name = self._plain_search()

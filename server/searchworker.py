@@ -1,8 +1,10 @@
-"""A search process: answers the raw search bodies its server sends over a socketpair, from
-read-only followers of the server's collections (server/service/follower.py), with the same
-code the server's own search threads run (routes.search.answer_jobs). Single-threaded: it
-takes every request waiting on the socket as one batch. It exits when the server closes its
-end (or dies). Started by server/searchpool.py as `python -m server.searchworker`."""
+"""A search process: answers searches from read-only followers of the server's collections
+(server/service/follower.py), with the same code the server's own search threads run
+(routes.search.answer_jobs). Two sources: the raw bodies the server sends over a socketpair
+(frames), and the client connections the server hands over (server/searchconn.py), whose plain
+searches it reads and answers itself. Single-threaded, on epoll: what arrived from both is
+answered as one batch. It exits when the server closes its end (or dies). Started by
+server/searchpool.py as `python -m server.searchworker`."""
 
 from __future__ import annotations
 
@@ -10,24 +12,31 @@ import argparse
 import contextlib
 import logging
 import os
+import pickle
+import select
 import socket
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from server.frames import HELLO, OPEN, FrameReader, frame
+from server.frames import BACK_MAX, HELLO, METRICS, OPEN, FrameReader, frame
 
 log = logging.getLogger("pith.searchworker")
 READ = 1 << 20
-# (request id, collection, incarnation, swaps, body)
-Request = tuple[int, str, int, int, bytes]
+KEEP_ALIVE_S = 5.0  # an idle handed-over connection is closed after this (as uvicorn's)
+METRICS_S = 0.2  # the request metrics of its own answers go to the server this often
+# (request id, collection, body)
+Call = tuple[int, str, bytes]
 # (request id, True, answer) or (request id, False, (error code, message))
 Reply = tuple[int, bool, object]
+IN, OUT = select.EPOLLIN, select.EPOLLOUT
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--fd", type=int, required=True, help="this end of the socketpair")
+    p.add_argument("--fd", type=int, required=True, help="this end of the frames socketpair")
+    p.add_argument("--handoff-fd", type=int, required=True, help="this end of the fd socketpair")
     p.add_argument("--root", type=Path, required=True, help="the server's collections folder")
     p.add_argument("--omp-threads", type=int, default=1, help="OpenMP team of the searches")
     p.add_argument("--log-level", default="warning")
@@ -40,106 +49,231 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     faiss.omp_set_num_threads(args.omp_threads)
     import server.routes.search  # loaded before the process says it is ready
+    import server.searchconn
     import server.service.follower  # noqa: F401
 
-    with socket.socket(fileno=args.fd) as sock, contextlib.suppress(ConnectionError):
-        Worker(args.root).serve(sock)  # a server gone mid-write: nothing left to answer
+    with (
+        socket.socket(fileno=args.fd) as link,
+        socket.socket(fileno=args.handoff_fd) as handoff,
+        contextlib.suppress(ConnectionError),  # a server gone mid-write: nothing to answer
+    ):
+        Worker(args.root).serve(link, handoff)
     return 0
 
 
 class Worker:
-    """Followers by collection name, and the request loop."""
+    """Followers by collection name, handed-over connections by fd, and the loop."""
 
     def __init__(self, root: Path) -> None:
+        from server.searchconn import Conn
         from server.service.embedders import Embedders
         from server.service.follower import Follower
 
         self.root = root
         self.followers: dict[str, Follower] = {}
         self.embedders = Embedders()  # one per process, as one per server: models load once
+        self.conns: dict[int, Conn] = {}
+        self.settings: Any = None
+        self.epoll = select.epoll()
+        self.done: list[tuple[int, float]] = []  # (status, seconds) not yet sent to the server
+        self.reported = 0.0
 
-    def serve(self, sock: socket.socket) -> None:
-        reader = FrameReader()
+    def serve(self, link: socket.socket, handoff: socket.socket) -> None:
+        handoff.setblocking(False)
+        self.epoll.register(link.fileno(), IN)
+        self.epoll.register(handoff.fileno(), IN)
+        reader, swept = FrameReader(), time.monotonic()
         try:
             while True:
-                messages = _receive(sock, reader)
-                if messages is None:
-                    return
-                requests = [m for m in messages if m[0] != OPEN]
-                for message in messages:
-                    if message[0] == OPEN:
-                        self.open(message[1])
-                        sock.sendall(frame(HELLO))
-                if requests:
-                    sock.sendall(frame(self.replies(requests)))
+                calls: list[Call] = []
+                direct: list[Any] = []
+                for fd, events in self.epoll.poll(METRICS_S if self.done else 1.0):
+                    if fd == link.fileno():
+                        messages = _receive(link, reader)
+                        if messages is None:
+                            return
+                        calls += self._messages(link, messages)
+                    elif fd == handoff.fileno():
+                        self._take(handoff)
+                    elif fd in self.conns:
+                        direct += self._read(self.conns[fd], events)
+                replies = self._answer(calls, direct) if calls or direct else []
+                self._settle(handoff)
+                self._report(link, replies)
+                if time.monotonic() - swept > 1.0:
+                    swept = self._sweep()
         finally:
+            for conn in list(self.conns.values()):
+                self._drop(conn)
             for follower in self.followers.values():
                 follower.close()
 
-    def open(self, positions: list[tuple[str, int, int]]) -> None:
+    # the server's frames -------------------------------------------------------------------
+    def _messages(self, link: socket.socket, messages: list[Any]) -> list[Call]:
+        calls = []
+        for message in messages:
+            if message[0] == OPEN:
+                self.settings = message[2]
+                self.open(message[1])
+                link.sendall(frame(HELLO))
+            else:
+                calls.append(message)
+        return calls
+
+    def open(self, names: list[str]) -> None:
         """Follow the server's collections before the first search needs them."""
-        from server.service.follower import Follower, Position
+        for name in names:
+            with contextlib.suppress(Exception):  # the first search tries again
+                self._follower(name)
 
-        for name, incarnation, swaps in positions:
+    def _follower(self, name: str) -> Any:
+        from server.service.follower import Follower
+
+        follower = self.followers.get(name)
+        if follower is None:
+            follower = self.followers[name] = Follower(self.root / name, self.embedders)
+        return follower
+
+    # handed-over connections ----------------------------------------------------------------
+    def _take(self, handoff: socket.socket) -> None:
+        """Connections the server handed over (with the headers its answers carry)."""
+        import server.searchconn as sc
+
+        while True:
             try:
-                at = Position(incarnation, swaps)
-                self.followers[name] = Follower(self.root / name, at, self.embedders)
-            except Exception as exc:  # the first search will try again (and answer the error)
-                log.warning("following collection %s failed: %s", name, exc)
+                data, fds, _, _ = socket.recv_fds(handoff, 1 << 12, 8)
+            except (BlockingIOError, InterruptedError):
+                return
+            if not fds:
+                return  # the server closed its end: the frames socket says so too
+            sc.DEFAULT_HEADERS[:] = pickle.loads(data)
+            for fd in fds:
+                sock = socket.socket(fileno=fd)
+                sock.setblocking(False)
+                self.conns[fd] = sc.Conn(sock, self.settings)
+                self.epoll.register(fd, IN)
 
-    def replies(self, requests: list[Request]) -> list[Reply]:
-        """One reply per request, whatever happens."""
-        try:
-            return self.answer(requests)
-        except Exception as exc:
-            log.exception("search batch failed")
-            return [_failure(request[0], exc) for request in requests]
+    def _read(self, conn: Any, events: int) -> list[Any]:
+        if events & OUT:
+            conn.flush()
+        if events & ~OUT:
+            return [(conn, request) for request in conn.read()]
+        return []
 
-    def answer(self, requests: list[Request]) -> list[Reply]:
+    def _settle(self, handoff: socket.socket) -> None:
+        """Write answers; close the closed connections; hand back the ones whose next request
+        is the server's."""
+        for fd, conn in list(self.conns.items()):
+            done = conn.flush()
+            if conn.closed:
+                self._drop(conn)
+            elif conn.returnable():
+                self._give_back(handoff, conn)
+            else:
+                self.epoll.modify(fd, IN if done else IN | OUT)
+
+    def _give_back(self, handoff: socket.socket, conn: Any) -> None:
+        data = bytes(conn.buf)
+        if len(data) <= BACK_MAX:
+            try:
+                socket.send_fds(handoff, [data], [conn.sock.fileno()])
+            except OSError as exc:
+                log.warning("handing a connection back failed: %s", exc)
+        self._drop(conn)  # our copy of the socket; the server's keeps the connection open
+
+    def _drop(self, conn: Any) -> None:
+        fd = conn.sock.fileno()
+        self.conns.pop(fd, None)
+        with contextlib.suppress(OSError, ValueError):
+            self.epoll.unregister(fd)
+        conn.sock.close()
+
+    def _sweep(self) -> float:
+        now = time.monotonic()
+        for conn in list(self.conns.values()):
+            idle = not (conn.buf or conn.out or conn.pending)
+            if idle and now - conn.last_active > KEEP_ALIVE_S:
+                self._drop(conn)
+        return now
+
+    # answering -----------------------------------------------------------------------------
+    def _report(self, link: socket.socket, replies: list[Reply]) -> None:
+        """The replies to the server's calls, and now and then the request metrics (one
+        write a batch: a message to the server wakes its event loop)."""
+        out = frame(replies) if replies else b""
+        now = time.monotonic()
+        if self.done and now - self.reported > METRICS_S:
+            out += frame((METRICS, self.done))
+            self.done, self.reported = [], now
+        if out:
+            link.sendall(out)
+
+    def _answer(self, calls: list[Call], direct: list[Any]) -> list[Reply]:
+        """One batch: the server's calls and the connections' requests; the replies to the
+        calls (the connections' answers wait in their buffers)."""
         from server.routes.search import answer_jobs
+        from server.searchconn import JSON, error_answer
 
         replies: list[Reply] = []
-        jobs, ids = [], []
+        jobs: list[tuple[Any, bytes]] = []
+        origins: list[Any] = []
         with contextlib.ExitStack() as reads:
-            collections = self._reading(requests, reads)
-            for req_id, name, *_, body in requests:
+            names = {c[1] for c in calls} | {r.name for _, r in direct}
+            collections = {name: self._reading(name, reads) for name in names}
+            for req_id, name, body in calls:
                 found = collections[name]
                 if isinstance(found, BaseException):
                     replies.append(_failure(req_id, found))
                 else:
                     jobs.append((found, body))
-                    ids.append(req_id)
+                    origins.append(req_id)
+            for conn, request in _answerable(direct, collections):
+                jobs.append((collections[request.name], request.body))
+                origins.append((conn, request))
             answers = answer_jobs(jobs)  # type: ignore[arg-type]
-        for req_id, answer in zip(ids, answers, strict=True):
+        for origin, answer in zip(origins, answers, strict=True):
+            if isinstance(origin, int):
+                if isinstance(answer, bytes):
+                    replies.append((origin, True, answer))
+                else:
+                    replies.append(_failure(origin, answer))  # type: ignore[arg-type]
+                continue
+            conn, request = origin
             if isinstance(answer, bytes):
-                replies.append((req_id, True, answer))
+                status, headers, body = 200, [JSON], answer
             else:
-                replies.append(_failure(req_id, answer))  # type: ignore[arg-type]
+                status, headers, body = error_answer(answer)  # type: ignore[arg-type]
+            conn.answer(status, headers, body)
+            self.done.append((status, time.perf_counter() - request.started))
         return replies
 
-    def _reading(self, requests: list[Request], reads: contextlib.ExitStack) -> dict[str, object]:
-        """Each collection of the batch, caught up and pinned for reading (the latest
-        position a request names wins), or the error that prevented it."""
-        from server.service.follower import Follower, Position
+    def _reading(self, name: str, reads: contextlib.ExitStack) -> Any:
+        """The collection caught up and pinned for reading, or the error that prevented it."""
+        try:
+            return reads.enter_context(self._follower(name).reading())
+        except Exception as exc:
+            dropped = self.followers.pop(name, None)
+            if dropped is not None:
+                dropped.close()
+            return exc
 
-        latest: dict[str, Position] = {}
-        for _, name, incarnation, swaps, _ in requests:
-            latest[name] = max(latest.get(name, Position(-1, -1)), Position(incarnation, swaps))
-        out: dict[str, object] = {}
-        for name, at in latest.items():
-            try:
-                follower = self.followers.get(name)
-                if follower is None:
-                    follower = Follower(self.root / name, at, self.embedders)
-                    self.followers[name] = follower
-                out[name] = reads.enter_context(follower.reading(at))
-            except Exception as exc:
-                log.warning("following collection %s failed: %s", name, exc)
-                dropped = self.followers.pop(name, None)
-                if dropped is not None:
-                    dropped.close()
-                out[name] = exc
-        return out
+
+def _answerable(direct: list[Any], collections: dict[str, Any]) -> list[Any]:
+    """The connections' requests this batch answers: a request whose collection cannot be
+    read here goes back (with every later one of its connection) to the front of the
+    connection's bytes, for the server to answer."""
+    out: list[Any] = []
+    back: dict[int, tuple[Any, list[Any]]] = {}
+    for conn, request in direct:
+        if id(conn) in back or isinstance(collections[request.name], BaseException):
+            back.setdefault(id(conn), (conn, []))[1].append(request)
+        else:
+            out.append((conn, request))
+    for conn, requests in back.values():
+        conn.buf[:0] = b"".join(r.raw for r in requests)
+        conn.pending -= len(requests)
+        conn.back = True
+    return out
 
 
 def _failure(req_id: int, error: BaseException) -> Reply:
@@ -152,23 +286,18 @@ def _failure(req_id: int, error: BaseException) -> Reply:
 
 
 def _receive(sock: socket.socket, reader: FrameReader) -> list[Any] | None:
-    """Blocks for at least one message, then takes every other one already sent; None once
-    the server closed its end. (The socket stays blocking; the drain reads with MSG_DONTWAIT
-    rather than switching the socket's mode twice a batch.)"""
-    requests: list[Any] = []
-    while not requests:
-        data = sock.recv(READ)
-        if not data:
-            return None
-        requests += reader.feed(data)
+    """Every whole message already sent (none, when only part of one came); None once the
+    server closed its end. (The socket stays blocking for the replies' sendall; reads use
+    MSG_DONTWAIT.)"""
+    messages: list[Any] = []
     while True:
         try:
             data = sock.recv(READ, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return requests
+        except (BlockingIOError, InterruptedError):
+            return messages
         if not data:
-            return requests  # answered; the next read sees the end
-        requests += reader.feed(data)
+            return messages or None  # what came before the end is answered first
+        messages += reader.feed(data)
 
 
 if __name__ == "__main__":

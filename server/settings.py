@@ -57,6 +57,11 @@ class Settings(BaseSettings):
         "collections, each with its own interpreter (default: one per core on 2 or more cores; "
         "0: every search in the server process)",
     )
+    search_connections: bool = Field(
+        True,
+        description="hand each new client connection to a search process, which answers its "
+        "plain searches itself and hands it back at the first other request",
+    )
     checkpoint_every_points: int = Field(50_000, ge=1)
     checkpoint_idle_s: float = Field(30.0, gt=0)
     train_sample: int = Field(131_072, ge=256)
