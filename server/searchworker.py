@@ -82,17 +82,16 @@ class Worker:
         handoff.setblocking(False)
         self.epoll.register(link.fileno(), IN)
         self.epoll.register(handoff.fileno(), IN)
-        reader, swept = FrameReader(), time.monotonic()
+        reader, swept, stopping = FrameReader(), time.monotonic(), False
         try:
-            while True:
+            while not stopping:
                 calls: list[Call] = []
                 direct: list[Any] = []
                 for fd, events in self.epoll.poll(METRICS_S if self.done else 1.0):
                     if fd == link.fileno():
                         messages = _receive(link, reader)
-                        if messages is None:
-                            return
-                        calls += self._messages(link, messages)
+                        stopping = messages is None  # what was read meanwhile is answered
+                        calls += self._messages(link, messages or [])
                     elif fd == handoff.fileno():
                         self._take(handoff)
                     elif fd in self.conns:
@@ -156,7 +155,7 @@ class Worker:
     def _read(self, conn: Any, events: int) -> list[Any]:
         if events & OUT:
             conn.flush()
-        if events & ~OUT:
+        if events & ~OUT and not conn.back:  # going back: the server reads the rest
             return [(conn, request) for request in conn.read()]
         return []
 
@@ -169,8 +168,8 @@ class Worker:
                 self._drop(conn)
             elif conn.returnable():
                 self._give_back(handoff, conn)
-            else:
-                self.epoll.modify(fd, IN if done else IN | OUT)
+            else:  # one going back waits for its answers to be written, reading nothing
+                self.epoll.modify(fd, (0 if conn.back else IN) | (0 if done else OUT))
 
     def _give_back(self, handoff: socket.socket, conn: Any) -> None:
         data = bytes(conn.buf)
