@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from fastapi.testclient import TestClient
@@ -94,3 +96,37 @@ def app_clients(data: Path, **defaults: object) -> Iterator[Callable[..., TestCl
     finally:
         for client in reversed(clients):
             client.__exit__(None, None, None)
+
+
+def routed(http: Any) -> dict[str, float]:
+    """pith_searches_routed_total by destination, from a server's /metrics."""
+    out = {}
+    for line in http.get("/metrics").text.splitlines():
+        if line.startswith("pith_searches_routed_total{"):
+            label, value = line.split("} ")
+            out[label.split('"')[1]] = float(value)
+    return out
+
+
+def child_pids(pid: int) -> set[int]:
+    """The processes `pid` started (a server's search processes)."""
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return {int(p) for p in out.split()}
+
+
+def writes_visible(writer: Any, searcher: Any, name: str, x: np.ndarray, rounds: int) -> None:
+    """Each `wait=true` upsert made with `writer` (point i = x[i], payload {"i": i}) is the
+    top hit of the next search made with `searcher`; every 10th round a `wait=true` delete is
+    gone from the next search too."""
+    at = f"/collections/{name}"
+    for i in range(rounds):
+        point = {"id": i, "vector": x[i].tolist(), "payload": {"i": i}}
+        assert writer.put(f"{at}/points?wait=true", json={"points": [point]}).is_success
+        hits = searcher.post(f"{at}/search", json={"vector": x[i].tolist(), "k": 1})
+        top = hits.json()["hits"][0]
+        assert top["id"] == i and top["payload"] == {"i": i} and abs(top["score"] - 1) < 2e-3
+        if i % 10 == 9:
+            gone = writer.post(f"{at}/points/delete?wait=true", json={"ids": [i - 5]})
+            assert gone.is_success
+            near = searcher.post(f"{at}/search", json={"vector": x[i - 5].tolist()})
+            assert all(h["id"] != i - 5 for h in near.json()["hits"])

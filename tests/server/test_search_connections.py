@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import httpx
 import orjson
 import pytest
-from server_helpers import unit_rows
+from server_helpers import child_pids, routed, unit_rows, writes_visible
 
 from loadtests.harness import ServerProcess
 
@@ -40,15 +40,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 def client(server: ServerProcess) -> httpx.Client:
     return httpx.Client(base_url=server.url, timeout=60, headers=AUTH)
-
-
-def routed(http: httpx.Client) -> dict[str, float]:
-    out = {}
-    for line in http.get("/metrics").text.splitlines():
-        if line.startswith("pith_searches_routed_total{"):
-            label, value = line.split("} ")
-            out[label.split('"')[1]] = float(value)
-    return out
 
 
 def searches_answered(http: httpx.Client, status: int = 200) -> float:
@@ -88,8 +79,7 @@ def ready(server: ServerProcess, name: str, n: int = 40, seed: int = 1) -> httpx
 
 def children(server: ServerProcess) -> set[int]:
     assert server.proc is not None
-    out = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True)
-    return {int(p) for p in out.stdout.split()}
+    return child_pids(server.proc.pid)
 
 
 def raw_exchange(port: int, data: bytes, answers: int) -> list[tuple[bytes, bytes]]:
@@ -129,20 +119,7 @@ def test_a_searching_connection_sees_every_acknowledged_write(server: ServerProc
     searcher = client(server)  # connects now: handed to a process, and only searches
     before = routed(writer).get("search_process_connection", 0)
     x = unit_rows(200, DIM, seed=2)
-    for i in range(80):
-        point = {"id": i, "vector": x[i].tolist(), "payload": {"i": i}}
-        assert writer.put("/collections/w/points?wait=true", json={"points": [point]}).is_success
-        hits = searcher.post("/collections/w/search", json={"vector": x[i].tolist(), "k": 1})
-        assert hits.json()["hits"][0] == {
-            "id": i,
-            "score": pytest.approx(1, abs=2e-3),
-            "payload": {"i": i},
-        }
-        if i % 10 == 9:
-            gone = writer.post("/collections/w/points/delete?wait=true", json={"ids": [i - 5]})
-            assert gone.is_success
-            near = searcher.post("/collections/w/search", json={"vector": x[i - 5].tolist()})
-            assert all(h["id"] != i - 5 for h in near.json()["hits"])
+    writes_visible(writer, searcher, "w", x, 80)
     assert on_connections(writer, before + 88) >= before + 88  # all answered on the connection
 
 

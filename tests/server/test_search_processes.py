@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from server_helpers import unit_rows
+from server_helpers import child_pids as children
+from server_helpers import routed, unit_rows, writes_visible
 
 from loadtests.harness import ServerProcess
 
@@ -21,24 +22,9 @@ DIM = 16
 SPEC = {"dim": DIM, "metric": "cosine", "index": {"kind": "flat"}}
 
 
-def children(pid: int) -> set[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-    return {int(p) for p in out.split()}
-
-
 def pid(server: ServerProcess) -> int:
     assert server.proc is not None
     return server.proc.pid
-
-
-def routed(http: httpx.Client) -> dict[str, float]:
-    """pith_searches_routed_total by destination."""
-    out = {}
-    for line in http.get("/metrics").text.splitlines():
-        if line.startswith("pith_searches_routed_total{"):
-            label, value = line.split("} ")
-            out[label.split('"')[1]] = float(value)
-    return out
 
 
 @pytest.fixture
@@ -68,20 +54,7 @@ def test_acknowledged_writes_are_searchable_at_once(server: ServerProcess) -> No
     wait_for_processes(server, http)
     x = unit_rows(300, DIM, seed=1)
     before = routed(http)["search_process"]
-    for i in range(150):
-        point = {"id": i, "vector": x[i].tolist(), "payload": {"i": i}}
-        assert http.put("/collections/c/points?wait=true", json={"points": [point]}).is_success
-        hits = http.post("/collections/c/search", json={"vector": x[i].tolist(), "k": 1})
-        assert hits.json()["hits"][0] == {
-            "id": i,
-            "score": pytest.approx(1, abs=2e-3),
-            "payload": {"i": i},
-        }
-        if i % 10 == 9:  # a delete is gone at once too
-            gone = http.post("/collections/c/points/delete?wait=true", json={"ids": [i - 5]})
-            assert gone.is_success
-            near = http.post("/collections/c/search", json={"vector": x[i - 5].tolist(), "k": 3})
-            assert all(h["id"] != i - 5 for h in near.json()["hits"])
+    writes_visible(http, http, "c", x, 150)
     assert routed(http)["search_process"] >= before + 165  # answered by the processes
     bad = http.post("/collections/c/search", json={"vector": [1.0, 2.0]})
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_input"
