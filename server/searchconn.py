@@ -16,25 +16,25 @@ content-length) and the one JSON error shape for a search's own errors (400s).""
 
 from __future__ import annotations
 
-import re
 import socket
 import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
 
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE
+
 from core.errors import PithError
 from server.auth import access_level, presented_key
 from server.errors import error_response
+from server.protocol import FAST_URL
 from server.service.registry import check_name
 from server.settings import Settings
 
-FAST_URL = re.compile(rb"^/collections/([A-Za-z0-9_.-]+)/search$")
 HEAD_END = b"\r\n\r\n"
 MAX_HEAD = 1 << 16  # a head still open past this goes back (the server answers it)
 READ = 1 << 16
 REFUSED_HEADERS = (b"expect", b"transfer-encoding", b"upgrade")
 JSON = (b"content-type", b"application/json")
-STATUS = {200: b"HTTP/1.1 200 OK\r\n"}
 
 
 @dataclass
@@ -182,12 +182,7 @@ def date_header() -> bytes:
 
 def response_bytes(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
     """Status line and headers as the server writes them, then the body."""
-    line = STATUS.get(status)
-    if line is None:
-        from uvicorn.protocols.http.httptools_impl import STATUS_LINE
-
-        line = STATUS_LINE[status]
-    parts = [line, b"date: ", date_header(), b"\r\n"]
+    parts = [STATUS_LINE[status], b"date: ", date_header(), b"\r\n"]
     names = {name for name, _ in headers}
     extra = [] if b"content-length" in names else [(b"content-length", str(len(body)).encode())]
     for name, value in [*DEFAULT_HEADERS, *headers, *extra]:

@@ -46,6 +46,7 @@ from typing import Any, Protocol
 
 from core.errors import PithError
 from server.dispatch import Receiver
+from server.fastpath import SEARCH_ROUTE
 from server.frames import BACK_MAX, HELLO, METRICS, OPEN, FrameReader, frame
 from server.metrics import Metrics
 from server.service.collection import Collection
@@ -55,7 +56,6 @@ log = logging.getLogger("pith.searchpool")
 RESPAWN_S = 5.0
 STOP_S = 10.0
 Item = tuple[Any, Any]  # (collection, raw body or parsed request), as the dispatcher's
-SEARCH_ROUTE = "/collections/{name}/search"
 # makes the server's protocol for a connection handed back with the bytes read from it
 ProtocolFactory = Callable[[bytes], asyncio.BaseProtocol]
 

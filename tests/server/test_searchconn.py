@@ -5,6 +5,8 @@ their exact boundaries; a head that never ends goes back."""
 from __future__ import annotations
 
 import socket
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -96,3 +98,17 @@ def test_answers_carry_the_servers_headers() -> None:
     assert lines[0] == b"HTTP/1.1 400 Bad Request" and lines[1].startswith(b"date: ")
     assert lines[2:6] == [b"server: uvicorn", b"content-length: 2", b"content-type: x", b""]
     assert out.endswith(b"\r\n\r\n{}")
+
+
+def test_connections_stay_with_the_server_when_the_setting_is_off() -> None:
+    from server.metrics import Metrics
+    from server.searchpool import SearchProcesses
+
+    off = Settings(search_connections=False)  # type: ignore[call-arg]
+    pool = SearchProcesses(Path("."), 2, None, list, off, Metrics())  # type: ignore[arg-type]
+    pool.protocol_factory = lambda data: None  # type: ignore[assignment,return-value]
+    link = SimpleNamespace(ready=True, closed=False, hand_off=lambda fd, headers: True)
+    pool.links = [link]  # type: ignore[list-item]
+    assert not pool.hand_off(0, [])
+    pool.settings = OPEN
+    assert pool.hand_off(0, [])  # the same pool with the setting on hands it over
