@@ -268,7 +268,7 @@ class SearchProcesses:
 
     def _spawn(self) -> Link:
         ours, theirs = socket.socketpair()
-        ours_fd, theirs_fd = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours_fd, theirs_fd = _message_pair()
         cmd = [sys.executable, "-m", "server.searchworker", "--fd", str(theirs.fileno())]
         cmd += ["--handoff-fd", str(theirs_fd.fileno())]
         cmd += ["--root", str(self.root), "--log-level", self.settings.log_level]
@@ -301,6 +301,15 @@ class SearchProcesses:
                 link.proc.kill()
                 link.proc.wait()
         self.local.close()
+
+
+def _message_pair() -> tuple[socket.socket, socket.socket]:
+    """A socketpair that keeps message boundaries, for passing connections with their bytes:
+    SOCK_SEQPACKET, or SOCK_DGRAM where there is none (macOS)."""
+    try:
+        return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    except OSError:
+        return socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
 
 
 def _report(task: asyncio.Task[Any]) -> None:

@@ -2,7 +2,7 @@
 (server/service/follower.py), with the same code the server's own search threads run
 (routes.search.answer_jobs). Two sources: the raw bodies the server sends over a socketpair
 (frames), and the client connections the server hands over (server/searchconn.py), whose plain
-searches it reads and answers itself. Single-threaded, on epoll: what arrived from both is
+searches it reads and answers itself. Single-threaded, on a selector: what arrived from both is
 answered as one batch. It exits when the server closes its end (or dies). Started by
 server/searchpool.py as `python -m server.searchworker`."""
 
@@ -13,10 +13,10 @@ import contextlib
 import logging
 import os
 import pickle
-import select
+import selectors
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ METRICS_S = 0.2  # the request metrics of its own answers go to the server this 
 Call = tuple[int, str, bytes]
 # (request id, True, answer) or (request id, False, (error code, message))
 Reply = tuple[int, bool, object]
-IN, OUT = select.EPOLLIN, select.EPOLLOUT
+IN, OUT = selectors.EVENT_READ, selectors.EVENT_WRITE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,20 +74,22 @@ class Worker:
         self.embedders = Embedders()  # one per process, as one per server: models load once
         self.conns: dict[int, Conn] = {}
         self.settings: Any = None
-        self.epoll = select.epoll()
+        self.selector = selectors.DefaultSelector()  # epoll on Linux
         self.done: list[tuple[int, float]] = []  # (status, seconds) not yet sent to the server
         self.reported = 0.0
 
     def serve(self, link: socket.socket, handoff: socket.socket) -> None:
         handoff.setblocking(False)
-        self.epoll.register(link.fileno(), IN)
-        self.epoll.register(handoff.fileno(), IN)
+        self.selector.register(link.fileno(), IN)
+        self.selector.register(handoff.fileno(), IN)
         reader, swept, stopping = FrameReader(), time.monotonic(), False
         try:
             while not stopping:
                 calls: list[Call] = []
                 direct: list[Any] = []
-                for fd, events in self.epoll.poll(METRICS_S if self.done else 1.0):
+                touched: dict[int, Any] = {}  # connections with events: settled below
+                for key, events in self.selector.select(METRICS_S if self.done else 1.0):
+                    fd = key.fd
                     if fd == link.fileno():
                         messages = _receive(link, reader)
                         stopping = messages is None  # what was read meanwhile is answered
@@ -95,9 +97,10 @@ class Worker:
                     elif fd == handoff.fileno():
                         self._take(handoff)
                     elif fd in self.conns:
-                        direct += self._read(self.conns[fd], events)
+                        touched[fd] = self.conns[fd]
+                        direct += self._read(touched[fd], events)
                 replies = self._answer(calls, direct) if calls or direct else []
-                self._settle(handoff)
+                self._settle(handoff, touched.values())
                 self._report(link, replies)
                 if time.monotonic() - swept > 1.0:
                     swept = self._sweep()
@@ -150,41 +153,54 @@ class Worker:
                 sock = socket.socket(fileno=fd)
                 sock.setblocking(False)
                 self.conns[fd] = sc.Conn(sock, self.settings)
-                self.epoll.register(fd, IN)
+                self.selector.register(fd, IN)
 
     def _read(self, conn: Any, events: int) -> list[Any]:
         if events & OUT:
             conn.flush()
-        if events & ~OUT and not conn.back:  # going back: the server reads the rest
+        if events & IN and not conn.back:  # going back: the server reads the rest
             return [(conn, request) for request in conn.read()]
         return []
 
-    def _settle(self, handoff: socket.socket) -> None:
-        """Write answers; close the closed connections; hand back the ones whose next request
-        is the server's."""
-        for fd, conn in list(self.conns.items()):
+    def _settle(self, handoff: socket.socket, touched: Iterable[Any]) -> None:
+        """For the connections that had events: write answers, close the closed ones, hand
+        back the ones whose next request is the server's."""
+        for conn in list(touched):
             done = conn.flush()
             if conn.closed:
                 self._drop(conn)
             elif conn.returnable():
                 self._give_back(handoff, conn)
             else:  # one going back waits for its answers to be written, reading nothing
-                self.epoll.modify(fd, (0 if conn.back else IN) | (0 if done else OUT))
+                self._watch(conn, (0 if conn.back else IN) | (0 if done else OUT))
 
     def _give_back(self, handoff: socket.socket, conn: Any) -> None:
         data = bytes(conn.buf)
-        if len(data) <= BACK_MAX:
+        if len(data) > BACK_MAX:
+            log.warning("closing a connection: %d bytes to hand back", len(data))
+        else:
             try:
                 socket.send_fds(handoff, [data], [conn.sock.fileno()])
             except OSError as exc:
                 log.warning("handing a connection back failed: %s", exc)
         self._drop(conn)  # our copy of the socket; the server's keeps the connection open
 
+    def _watch(self, conn: Any, events: int) -> None:
+        """Wait for `events` on the connection (for none: not watched until handed back)."""
+        fd = conn.sock.fileno()
+        key = self.selector.get_map().get(fd)
+        if key is not None and events and key.events != events:
+            self.selector.modify(fd, events)
+        elif key is not None and not events:
+            self.selector.unregister(fd)
+        elif key is None and events:
+            self.selector.register(fd, events)
+
     def _drop(self, conn: Any) -> None:
         fd = conn.sock.fileno()
         self.conns.pop(fd, None)
-        with contextlib.suppress(OSError, ValueError):
-            self.epoll.unregister(fd)
+        with contextlib.suppress(KeyError, OSError, ValueError):  # not watched (or closed)
+            self.selector.unregister(fd)
         conn.sock.close()
 
     def _sweep(self) -> float:
