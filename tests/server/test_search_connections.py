@@ -86,20 +86,25 @@ def raw_exchange(port: int, data: bytes, answers: int) -> list[tuple[bytes, byte
     """Send `data` on a new connection; read `answers` responses as (head, body)."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(data)
-        buf, out = b"", []
-        while len(out) < answers:
-            end = buf.find(b"\r\n\r\n")
-            if end >= 0:
-                head = buf[:end]
-                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-                if len(buf) >= end + 4 + length:
-                    out.append((head, buf[end + 4 : end + 4 + length]))
-                    buf = buf[end + 4 + length :]
-                    continue
-            chunk = sock.recv(1 << 16)
-            assert chunk, "connection closed early"
-            buf += chunk
-        return out
+        return raw_exchange_on(sock, answers)
+
+
+def raw_exchange_on(sock: socket.socket, answers: int) -> list[tuple[bytes, bytes]]:
+    """Read `answers` responses from `sock` as (head, body)."""
+    buf, out = b"", []
+    while len(out) < answers:
+        end = buf.find(b"\r\n\r\n")
+        if end >= 0:
+            head = buf[:end]
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            if len(buf) >= end + 4 + length:
+                out.append((head, buf[end + 4 : end + 4 + length]))
+                buf = buf[end + 4 + length :]
+                continue
+        chunk = sock.recv(1 << 16)
+        assert chunk, "connection closed early"
+        buf += chunk
+    return out
 
 
 def post(path: str, body: bytes, key: str | None = KEY) -> bytes:
@@ -186,6 +191,7 @@ def test_searches_on_connections_are_counted(server: ServerProcess) -> None:
     writer = ready(server, "m")
     searcher = client(server)
     x = unit_rows(40, DIM, seed=1)
+    time.sleep(0.5)  # the counts of earlier searches arrive (every 0.2 s) before these are read
     before, seen = searches_answered(writer), routed(writer).get("search_process_connection", 0)
     for i in range(25):
         assert searcher.post("/collections/m/search", json={"vector": x[i].tolist()}).is_success
@@ -209,3 +215,25 @@ def test_killed_processes_close_their_connections_only(server: ServerProcess) ->
         assert hits.json()["hits"][0]["id"] == 2
         hits = writer.post("/collections/k/search", json={"vector": x[2].tolist(), "k": 1})
         assert hits.json()["hits"][0]["id"] == 2
+
+
+def test_large_answers_are_written_whole_and_in_order(server: ServerProcess) -> None:
+    writer = client(server)
+    big = {"dim": 1024, "index": {"kind": "flat"}}
+    assert writer.put("/collections/big", json=big).status_code == 201
+    x = unit_rows(300, 1024, seed=5)
+    points = [{"id": i, "vector": v.tolist()} for i, v in enumerate(x)]
+    assert writer.put("/collections/big/points?wait=true", json={"points": points}).is_success
+    ask = {"vector": x[0].tolist(), "k": 300, "with_vectors": True}
+    searches = [post("/collections/big/search", orjson.dumps(ask | {"k": k})) for k in (300, 7)]
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the answers go in parts
+        sock.settimeout(30)
+        sock.connect(("127.0.0.1", server.port))
+        sock.sendall(b"".join(searches))
+        time.sleep(0.3)  # the process meanwhile writes what the buffers take, then waits
+        answers = raw_exchange_on(sock, 2)
+    first, second = (orjson.loads(body)["hits"] for _, body in answers)
+    assert len(first) == 300 and len(second) == 7 and first[0]["id"] == second[0]["id"] == 0
+    assert len(answers[0][1]) > 4 << 20  # more than the kernel takes at once: written in parts
+    assert first[5]["vector"] == pytest.approx(x[first[5]["id"]].tolist(), abs=1e-3)
