@@ -224,8 +224,8 @@ class SearchProtocol(CoalescingProtocol):
         if self.access_log or self.root_path:  # the server's own stack logs and rewrites
             return False
         sock = transport.get_extra_info("socket")
-        if sock is None:
-            return False
+        if sock is None or transport.get_extra_info("sslcontext") is not None:
+            return False  # the processes speak plain HTTP
         if pool.protocol_factory is None:
             pool.protocol_factory = self._factory()
         return pool.hand_off(sock.fileno(), self.config.encoded_headers)
