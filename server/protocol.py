@@ -155,9 +155,7 @@ class SearchCycle:
     def _fail(self, error: BaseException) -> None:
         if not isinstance(error, PithError):
             log.error("unhandled error on POST %s", self.protocol.url, exc_info=error)
-            error = PithError("internal error")
-        response = error_response(error)
-        self._respond(response.status_code, response.raw_headers, bytes(response.body))
+        self._respond(*error_answer(error))
 
     def _respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         protocol = self.protocol
@@ -180,14 +178,37 @@ def _response_bytes(
     body: bytes,
     cycle: SearchCycle,
 ) -> bytes:
+    defaults = protocol.server_state.default_headers
+    return answer_bytes(status, defaults, headers, body, cycle.keep_alive)
+
+
+def answer_bytes(
+    status: int,
+    defaults: list[tuple[bytes, bytes]],
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    keep_alive: bool = True,
+) -> bytes:
+    """Status line, the server's default headers (date, server), the answer's own, a
+    Content-Length unless it has one (and `connection: close` when not kept alive), then the
+    body: a search answer as this server writes it (search processes write the same)."""
     parts = [STATUS_LINE[status]]
-    extra = [] if cycle.keep_alive else [(b"connection", b"close")]
+    extra = [] if keep_alive else [(b"connection", b"close")]
     if not any(name == b"content-length" for name, _ in headers):
         extra.append((b"content-length", str(len(body)).encode()))
-    for name, value in [*protocol.server_state.default_headers, *headers, *extra]:
+    for name, value in [*defaults, *headers, *extra]:
         parts += [name, b": ", value, b"\r\n"]
     parts += [b"\r\n", body]
     return b"".join(parts)
+
+
+def error_answer(error: BaseException) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """(status, headers, body) of the one JSON error shape for a search that failed with
+    `error` (anything not a PithError is an internal error)."""
+    if not isinstance(error, PithError):
+        error = PithError("internal error")
+    response = error_response(error)
+    return response.status_code, list(response.raw_headers), bytes(response.body)
 
 
 class SearchProtocol(CoalescingProtocol):
@@ -227,8 +248,8 @@ class SearchProtocol(CoalescingProtocol):
         if sock is None or transport.get_extra_info("sslcontext") is not None:
             return False  # the processes speak plain HTTP
         if pool.protocol_factory is None:
-            pool.protocol_factory = self._factory()
-        return pool.hand_off(sock.fileno(), self.config.encoded_headers)
+            pool.take_connections(self._factory(), self.config.encoded_headers)
+        return pool.hand_off(sock.fileno())
 
     def _factory(self) -> Callable[[bytes], SearchProtocol]:
         """Protocols like this one, for connections handed back with the bytes read."""

@@ -21,12 +21,9 @@ import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
 
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE
-
 from core.errors import PithError
 from server.auth import access_level, presented_key
-from server.errors import error_response
-from server.protocol import FAST_URL
+from server.protocol import FAST_URL, answer_bytes
 from server.service.registry import check_name
 from server.settings import Settings
 
@@ -34,7 +31,6 @@ HEAD_END = b"\r\n\r\n"
 MAX_HEAD = 1 << 16  # a head still open past this goes back (the server answers it)
 READ = 1 << 16
 REFUSED_HEADERS = (b"expect", b"transfer-encoding", b"upgrade")
-JSON = (b"content-type", b"application/json")
 
 
 @dataclass
@@ -159,14 +155,6 @@ def plain_head(head: bytes, settings: Settings) -> tuple[str, int] | None:
     return collection, length
 
 
-def error_answer(error: BaseException) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """The server's answer to a search that failed with `error`."""
-    if not isinstance(error, PithError):
-        error = PithError("internal error")
-    response = error_response(error)
-    return response.status_code, list(response.raw_headers), bytes(response.body)
-
-
 _date: tuple[int, bytes] = (0, b"")
 DEFAULT_HEADERS: list[tuple[bytes, bytes]] = [(b"server", b"uvicorn")]  # uvicorn's default
 
@@ -182,10 +170,4 @@ def date_header() -> bytes:
 
 def response_bytes(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
     """Status line and headers as the server writes them, then the body."""
-    parts = [STATUS_LINE[status], b"date: ", date_header(), b"\r\n"]
-    names = {name for name, _ in headers}
-    extra = [] if b"content-length" in names else [(b"content-length", str(len(body)).encode())]
-    for name, value in [*DEFAULT_HEADERS, *headers, *extra]:
-        parts += [name, b": ", value, b"\r\n"]
-    parts += [b"\r\n", body]
-    return b"".join(parts)
+    return answer_bytes(status, [(b"date", date_header()), *DEFAULT_HEADERS], headers, body)

@@ -127,9 +127,7 @@ class Link(asyncio.Protocol):
         while True:
             try:
                 data, fds, _, _ = socket.recv_fds(self.handoff, BACK_MAX, 1)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
+            except OSError:  # nothing more now (or the process is gone)
                 return
             if not fds:
                 return
@@ -198,7 +196,8 @@ class SearchProcesses:
         self._ids = itertools.count()
         self._turn = itertools.count()
         self._started_at = -RESPAWN_S
-        self.protocol_factory: ProtocolFactory | None = None  # set by the server's protocol
+        self.protocol_factory: ProtocolFactory | None = None  # see take_connections
+        self._headers = b""
 
     def start(self) -> None:
         """Start the processes (on the event loop, once the collections are open): each
@@ -215,16 +214,23 @@ class SearchProcesses:
         self._to_process.inc()
         link.send(next(self._ids), item, receiver)
 
-    def hand_off(self, fd: int, default_headers: list[tuple[bytes, bytes]]) -> bool:
-        """Hand a new client connection to a ready process, in turn (False: none took it).
-        `default_headers`: what the server's answers carry besides the date."""
+    def take_connections(
+        self, factory: ProtocolFactory, default_headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        """Called once by the server's protocol: how to make its protocol for a connection
+        handed back, and what its answers carry besides the date (sent with each hand-off)."""
+        self.protocol_factory = factory
+        self._headers = pickle.dumps(default_headers)
+
+    def hand_off(self, fd: int) -> bool:
+        """Hand a new client connection to a ready process, in turn (False: none took it)."""
         if not self.settings.search_connections or self.protocol_factory is None:
             return False
         ready = [link for link in self.links if link.ready and not link.closed]
         if not ready:
             return False
         link = ready[next(self._turn) % len(ready)]
-        return link.hand_off(fd, pickle.dumps(default_headers))
+        return link.hand_off(fd, self._headers)
 
     def take_back(self, sock: socket.socket, data: bytes) -> None:
         """A connection a process handed back: the server's protocol reads `data` first."""

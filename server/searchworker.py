@@ -226,8 +226,9 @@ class Worker:
     def _answer(self, calls: list[Call], direct: list[Any]) -> list[Reply]:
         """One batch: the server's calls and the connections' requests; the replies to the
         calls (the connections' answers wait in their buffers)."""
+        from server.fastpath import JSON_HEADERS
+        from server.protocol import error_answer
         from server.routes.search import answer_jobs
-        from server.searchconn import JSON, error_answer
 
         replies: list[Reply] = []
         jobs: list[tuple[Any, bytes]] = []
@@ -245,7 +246,11 @@ class Worker:
             for conn, request in _answerable(direct, collections):
                 jobs.append((collections[request.name], request.body))
                 origins.append((conn, request))
-            answers = answer_jobs(jobs)  # type: ignore[arg-type]
+            try:
+                answers = answer_jobs(jobs)  # type: ignore[arg-type]
+            except Exception as exc:  # one answer per request, whatever happens
+                log.exception("search batch failed")
+                answers = [exc] * len(jobs)
         for origin, answer in zip(origins, answers, strict=True):
             if isinstance(origin, int):
                 if isinstance(answer, bytes):
@@ -255,7 +260,7 @@ class Worker:
                 continue
             conn, request = origin
             if isinstance(answer, bytes):
-                status, headers, body = 200, [JSON], answer
+                status, headers, body = 200, JSON_HEADERS, answer
             else:
                 status, headers, body = error_answer(answer)  # type: ignore[arg-type]
             conn.answer(status, headers, body)
@@ -267,6 +272,7 @@ class Worker:
         try:
             return reads.enter_context(self._follower(name).reading())
         except Exception as exc:
+            log.warning("following collection %s failed: %s", name, exc)
             dropped = self.followers.pop(name, None)
             if dropped is not None:
                 dropped.close()

@@ -106,9 +106,9 @@ def test_connections_stay_with_the_server_when_the_setting_is_off() -> None:
 
     off = Settings(search_connections=False)  # type: ignore[call-arg]
     pool = SearchProcesses(Path("."), 2, None, list, off, Metrics())  # type: ignore[arg-type]
-    pool.protocol_factory = lambda data: None  # type: ignore[assignment,return-value]
+    pool.take_connections(lambda data: None, [])  # type: ignore[arg-type,return-value]
     link = SimpleNamespace(ready=True, closed=False, hand_off=lambda fd, headers: True)
     pool.links = [link]  # type: ignore[list-item]
-    assert not pool.hand_off(0, [])
+    assert not pool.hand_off(0)
     pool.settings = OPEN
-    assert pool.hand_off(0, [])  # the same pool with the setting on hands it over
+    assert pool.hand_off(0)  # the same pool with the setting on hands it over
