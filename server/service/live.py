@@ -27,7 +27,6 @@ class LiveIndex:
         self.trained = trained
         self.seq = seq
         self.next_iid = next_iid
-        self.swaps = 0  # engines swapped in (training, recovery): followers reload on a change
         self.lock = RWLock()
 
     def search(
@@ -60,5 +59,4 @@ class LiveIndex:
         with self.lock.write():
             old = self.folder
             self.engine, self.folder, self.trained = engine, folder, trained
-            self.swaps += 1
             return old
