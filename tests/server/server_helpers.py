@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -106,12 +105,6 @@ def routed(http: Any) -> dict[str, float]:
             label, value = line.split("} ")
             out[label.split('"')[1]] = float(value)
     return out
-
-
-def child_pids(pid: int) -> set[int]:
-    """The processes `pid` started (a server's search processes)."""
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-    return {int(p) for p in out.split()}
 
 
 def writes_visible(writer: Any, searcher: Any, name: str, x: np.ndarray, rounds: int) -> None:

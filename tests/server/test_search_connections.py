@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import httpx
 import orjson
 import pytest
-from server_helpers import child_pids, routed, unit_rows, writes_visible
+from server_helpers import routed, unit_rows, writes_visible
 
 from loadtests.harness import ServerProcess
 
@@ -78,8 +78,7 @@ def ready(server: ServerProcess, name: str, n: int = 40, seed: int = 1) -> httpx
 
 
 def children(server: ServerProcess) -> set[int]:
-    assert server.proc is not None
-    return child_pids(server.proc.pid)
+    return set(server.pids()[1:])
 
 
 def raw_exchange(port: int, data: bytes, answers: int) -> list[tuple[bytes, bytes]]:

@@ -13,7 +13,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from server_helpers import child_pids as children
 from server_helpers import routed, unit_rows, writes_visible
 
 from loadtests.harness import ServerProcess
@@ -22,9 +21,9 @@ DIM = 16
 SPEC = {"dim": DIM, "metric": "cosine", "index": {"kind": "flat"}}
 
 
-def pid(server: ServerProcess) -> int:
-    assert server.proc is not None
-    return server.proc.pid
+def children(server: ServerProcess) -> set[int]:
+    """The server's search processes."""
+    return set(server.pids()[1:])
 
 
 @pytest.fixture
@@ -45,7 +44,7 @@ def wait_for_processes(server: ServerProcess, http: httpx.Client) -> None:
         assert time.time() < deadline, "search processes never became ready"
         assert http.post("/collections/c/search", json={"vector": x}).status_code == 200
         time.sleep(0.05)
-    assert len(children(pid(server))) == 2
+    assert len(children(server)) == 2
 
 
 def test_acknowledged_writes_are_searchable_at_once(server: ServerProcess) -> None:
@@ -87,14 +86,14 @@ def test_a_killed_process_is_replaced_and_its_searches_answered(server: ServerPr
     body = {"points": [{"id": i, "vector": v.tolist()} for i, v in enumerate(x)]}
     assert http.put("/collections/c/points?wait=true", json=body).is_success
     wait_for_processes(server, http)
-    first = children(pid(server))
+    first = children(server)
     victim = min(first)
     subprocess.run(["kill", "-9", str(victim)], check=True)
     deadline = time.time() + 120
     while True:  # every search answered meanwhile, by the server or the survivor
         hits = http.post("/collections/c/search", json={"vector": x[7].tolist(), "k": 1})
         assert hits.status_code == 200 and hits.json()["hits"][0]["id"] == 7
-        now = children(pid(server))
+        now = children(server)
         if len(now) == 2 and victim not in now:
             break
         assert time.time() < deadline, "no process replaced the killed one"
@@ -107,7 +106,7 @@ def test_no_process_outlives_the_server(tmp_path: Path) -> None:
     http = httpx.Client(base_url=server.url, timeout=60)
     assert http.put("/collections/c", json=SPEC).status_code == 201
     wait_for_processes(server, http)
-    workers = children(pid(server))
+    workers = children(server)
     server.stop(signal.SIGKILL)  # not even a graceful stop: the processes read the end
     deadline = time.time() + 30
     while any(Path(f"/proc/{pid}").exists() and _alive(pid) for pid in workers):
