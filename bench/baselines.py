@@ -99,6 +99,15 @@ def sign_bits(rerank_k: int = 0) -> Builder:
     return build
 
 
+def float16_file(xb: np.ndarray, path: Path) -> faiss.Index:
+    """The vectors as a float16 IndexScalarQuantizer written to `path` and memory-mapped
+    back (IO_FLAG_MMAP_IFC): a re-rank stage that costs disk, not RAM."""
+    sq = faiss.IndexScalarQuantizer(xb.shape[1], faiss.ScalarQuantizer.QT_fp16, IP)
+    sq.add(xb)
+    faiss.write_index(sq, str(path))
+    return faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
+
+
 def refine_from_disk(key: str, nprobe: int, rerank_k: int) -> Builder:
     """A FAISS index whose top rerank_k are re-scored by IndexRefine from a float16
     IndexScalarQuantizer that is memory-mapped from disk (IO_FLAG_MMAP_IFC)."""
@@ -109,11 +118,7 @@ def refine_from_disk(key: str, nprobe: int, rerank_k: int) -> Builder:
         base.train(xb)
         base.add(xb)
         faiss.extract_index_ivf(base).nprobe = nprobe
-        sq = faiss.IndexScalarQuantizer(d, faiss.ScalarQuantizer.QT_fp16, IP)
-        sq.add(xb)
-        path = str(folder / "refine.faiss")
-        faiss.write_index(sq, path)
-        refine_sq = faiss.read_index(path, faiss.IO_FLAG_MMAP_IFC)
+        refine_sq = float16_file(xb, folder / "refine.faiss")
         index = faiss.IndexRefine(base, refine_sq)
         index.k_factor = rerank_k / K
         keep = (base, refine_sq)

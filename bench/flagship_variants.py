@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import faiss
 import numpy as np
 
+from bench.baselines import float16_file
 from bench.datasets.wordnet import wordnet_minilm
+from bench.harness import K, timed_qps
+from bench.metrics import recall_at_k
 
 IP = faiss.METRIC_INNER_PRODUCT
-K = 10
 
 
 def main() -> None:
@@ -47,22 +48,10 @@ def exact(xb: np.ndarray, xq: np.ndarray) -> np.ndarray:
     return flat.search(xq, K)[1]
 
 
-def float16_file(xb: np.ndarray, path: Path) -> faiss.Index:
-    sq = faiss.IndexScalarQuantizer(xb.shape[1], faiss.ScalarQuantizer.QT_fp16, IP)
-    sq.add(xb)
-    faiss.write_index(sq, str(path))
-    return faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
-
-
 def timed(index: faiss.Index, xq: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    index.search(xq[:32], K)
-    best, ids = float("inf"), np.empty(0)
-    for _ in range(3):
-        t0 = time.perf_counter()
-        ids = index.search(xq, K)[1]
-        best = min(best, time.perf_counter() - t0)
-    recall = np.mean([len(set(a) & set(b)) / K for a, b in zip(ids, truth, strict=True)])
-    return len(xq) / best, float(recall)
+    """QPS (best of 3 batch calls) and recall@10."""
+    qps, ids = timed_qps(lambda q: index.search(q, K)[1], xq, 3)
+    return qps, recall_at_k(ids, truth, K)
 
 
 def ivf_fast_scan(z: np.ndarray, m: int, nlist: int = 256) -> faiss.IndexIVFPQFastScan:

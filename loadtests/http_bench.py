@@ -149,8 +149,12 @@ def http_search(
     cpu0 = server.cpu_seconds()
     seconds = args.duration / args.rounds
     done, lat = run_client(closed_loop(server.port, path, bodies, args.concurrency, seconds))
-    cpu_s = server.cpu_seconds() - cpu0
-    ms = np.array(lat) * 1e3
+    return measured(done, seconds, server.cpu_seconds() - cpu0, lat)
+
+
+def measured(done: int, seconds: float, cpu_s: float, latencies: list[float]) -> dict[str, float]:
+    """QPS, cores busy, queries per CPU-second, and latency percentiles of one measurement."""
+    ms = np.array(latencies) * 1e3
     return {
         "qps": done / seconds,
         "cores": cpu_s / seconds,
@@ -203,15 +207,7 @@ class Library:
             t.start()
         for t in workers:
             t.join()
-        cpu_s = time.process_time() - cpu0
-        ms = np.array(lat) * 1e3
-        return {
-            "qps": sum(counts) / seconds,
-            "cores": cpu_s / seconds,
-            "per_cpu_s": sum(counts) / cpu_s,
-            "p50_ms": float(np.percentile(ms, 50)),
-            "p99_ms": float(np.percentile(ms, 99)),
-        }
+        return measured(sum(counts), seconds, time.process_time() - cpu0, lat)
 
 
 Measures = dict[str, list[dict[str, float]]]
