@@ -92,7 +92,11 @@ def wordnet_minilm_tokens(n_docs: int = 20_000, seed: int = 0) -> MultiVectorDat
         _log(f"embedding tokens of {len(kept)} documents and {len(q_texts)} queries")
         docs = model.encode_tokens([synsets[i].text for i in kept])
         queries = model.encode_tokens(q_texts)
-        meta = {"docs": len(kept), "queries": len(q_texts), "doc_tokens": len(docs.vectors)}
+        meta: dict[str, object] = {
+            "docs": len(kept),
+            "queries": len(q_texts),
+            "doc_tokens": len(docs.vectors),
+        }
         save_arrays(
             folder,
             meta,
