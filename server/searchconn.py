@@ -31,6 +31,7 @@ HEAD_END = b"\r\n\r\n"
 MAX_HEAD = 1 << 16  # a head still open past this goes back (the server answers it)
 READ = 1 << 16
 REFUSED_HEADERS = (b"expect", b"transfer-encoding", b"upgrade")
+UVICORN_HEADERS: tuple[tuple[bytes, bytes], ...] = ((b"server", b"uvicorn"),)  # its default
 
 
 @dataclass
@@ -51,6 +52,8 @@ class Conn:
 
     sock: socket.socket
     settings: Settings
+    #: the headers the server's answers carry besides the date (sent with the connection)
+    headers: list[tuple[bytes, bytes]] = field(default_factory=lambda: list(UVICORN_HEADERS))
     buf: bytearray = field(default_factory=bytearray)
     out: bytearray = field(default_factory=bytearray)
     pending: int = 0  # requests read and not yet answered
@@ -98,7 +101,7 @@ class Conn:
 
     def answer(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         self.pending -= 1
-        self.out += response_bytes(status, headers, body)
+        self.out += response_bytes(status, self.headers, headers, body)
 
     def flush(self) -> bool:
         """Write what the socket takes now; True once everything is written."""
@@ -156,7 +159,6 @@ def plain_head(head: bytes, settings: Settings) -> tuple[str, int] | None:
 
 
 _date: tuple[int, bytes] = (0, b"")
-DEFAULT_HEADERS: list[tuple[bytes, bytes]] = [(b"server", b"uvicorn")]  # uvicorn's default
 
 
 def date_header() -> bytes:
@@ -168,6 +170,12 @@ def date_header() -> bytes:
     return _date[1]
 
 
-def response_bytes(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
-    """Status line and headers as the server writes them, then the body."""
-    return answer_bytes(status, [(b"date", date_header()), *DEFAULT_HEADERS], headers, body)
+def response_bytes(
+    status: int,
+    defaults: list[tuple[bytes, bytes]],
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+) -> bytes:
+    """Status line, the date, the server's default headers and the answer's own, as the
+    server writes them, then the body."""
+    return answer_bytes(status, [(b"date", date_header()), *defaults], headers, body)

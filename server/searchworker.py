@@ -148,11 +148,11 @@ class Worker:
                 return
             if not fds:
                 return  # the server closed its end: the frames socket says so too
-            sc.DEFAULT_HEADERS[:] = pickle.loads(data)
+            headers = pickle.loads(data)
             for fd in fds:
                 sock = socket.socket(fileno=fd)
                 sock.setblocking(False)
-                self.conns[fd] = sc.Conn(sock, self.settings)
+                self.conns[fd] = sc.Conn(sock, self.settings, headers)
                 self.selector.register(fd, IN)
 
     def _read(self, conn: Any, events: int) -> list[Any]:

@@ -93,7 +93,8 @@ def test_a_body_still_coming_waits_and_a_head_that_never_ends_goes_back() -> Non
 
 
 def test_answers_carry_the_servers_headers() -> None:
-    out = response_bytes(400, [(b"content-length", b"2"), (b"content-type", b"x")], b"{}")
+    server = [(b"server", b"uvicorn")]
+    out = response_bytes(400, server, [(b"content-length", b"2"), (b"content-type", b"x")], b"{}")
     lines = out.split(b"\r\n")
     assert lines[0] == b"HTTP/1.1 400 Bad Request" and lines[1].startswith(b"date: ")
     assert lines[2:6] == [b"server: uvicorn", b"content-length: 2", b"content-type: x", b""]
