@@ -162,24 +162,14 @@ class SearchCycle:
         if self.disconnected:
             status = 499  # nobody reads the answer; counted as nginx counts it
         else:
-            protocol.transport.write(_response_bytes(protocol, status, headers, body, self))
+            defaults = protocol.server_state.default_headers
+            protocol.transport.write(answer_bytes(status, defaults, headers, body, self.keep_alive))
         self.response_complete = True
         elapsed = time.perf_counter() - self.started_at
         protocol.pith_app.state.metrics.request_done("POST", SEARCH_ROUTE, status, elapsed)
         if not self.keep_alive:
             protocol.transport.close()
         protocol.on_response_complete()
-
-
-def _response_bytes(
-    protocol: SearchProtocol,
-    status: int,
-    headers: list[tuple[bytes, bytes]],
-    body: bytes,
-    cycle: SearchCycle,
-) -> bytes:
-    defaults = protocol.server_state.default_headers
-    return answer_bytes(status, defaults, headers, body, cycle.keep_alive)
 
 
 def answer_bytes(
