@@ -58,8 +58,7 @@ class Follower:
     def __init__(self, folder: Path, embedders: Embedders | None = None) -> None:
         self.folder = folder
         self.embedders = embedders
-        self._spec = self._incarnation()
-        self._checkpoint = stamp(folder / INDEX_DIR / CHECKPOINT_FILE)
+        self._spec, self._checkpoint = self._incarnation(), self._checkpoint_stamp()
         self.collection = self._open()
 
     def _incarnation(self) -> Stamp:
@@ -67,6 +66,9 @@ class Follower:
         if found is None:
             raise NotFound(f"collection {self.folder.name!r} not found")
         return found
+
+    def _checkpoint_stamp(self) -> Stamp | None:
+        return stamp(self.folder / INDEX_DIR / CHECKPOINT_FILE)
 
     def _open(self) -> Collection:
         for attempt in range(OPEN_TRIES):
@@ -103,7 +105,7 @@ class Follower:
     def _trained_elsewhere(self) -> bool:
         """A new checkpoint holds a trained index and the copy's is not (or the other way
         round): the writer swapped one in (until it is checkpointed, the copy's own serves)."""
-        now = stamp(self.folder / INDEX_DIR / CHECKPOINT_FILE)
+        now = self._checkpoint_stamp()
         if now == self._checkpoint:
             return False
         self._checkpoint = now
@@ -111,7 +113,7 @@ class Follower:
         return ckpt is not None and ckpt.trained != self.collection.st.live.trained
 
     def _reopen(self) -> None:
-        spec, checkpoint = self._incarnation(), stamp(self.folder / INDEX_DIR / CHECKPOINT_FILE)
+        spec, checkpoint = self._incarnation(), self._checkpoint_stamp()
         fresh = self._open()
         self.collection.close(save=False)
         self.collection, self._spec, self._checkpoint = fresh, spec, checkpoint
