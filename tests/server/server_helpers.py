@@ -97,6 +97,16 @@ def app_clients(data: Path, **defaults: object) -> Iterator[Callable[..., TestCl
             client.__exit__(None, None, None)
 
 
+def searches_counted(metrics_text: str, status: int) -> float:
+    """pith_http_requests_total of the search route with `status`, from /metrics text."""
+    route = 'route="/collections/{name}/search"'
+    for line in metrics_text.splitlines():
+        mine = line.startswith("pith_http_requests_total{") and route in line
+        if mine and f'status="{status}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def routed(http: Any) -> dict[str, float]:
     """pith_searches_routed_total by destination, from a server's /metrics."""
     out = {}

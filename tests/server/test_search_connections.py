@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import httpx
 import orjson
 import pytest
-from server_helpers import routed, unit_rows, writes_visible
+from server_helpers import routed, searches_counted, unit_rows, writes_visible
 
 from loadtests.harness import ServerProcess
 
@@ -43,12 +43,7 @@ def client(server: ServerProcess) -> httpx.Client:
 
 
 def searches_answered(http: httpx.Client, status: int = 200) -> float:
-    """pith_http_requests_total of the search route with `status`."""
-    prefix = 'pith_http_requests_total{method="POST",route="/collections/{name}/search",'
-    for line in http.get("/metrics").text.splitlines():
-        if line.startswith(prefix) and f'status="{status}"' in line:
-            return float(line.split("} ")[1])
-    return 0.0
+    return searches_counted(http.get("/metrics").text, status)
 
 
 def on_connections(http: httpx.Client, at_least: float) -> float:

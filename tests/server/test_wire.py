@@ -13,14 +13,13 @@ import httpx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from server_helpers import unit_rows
+from server_helpers import searches_counted, unit_rows
 from test_e2e import Server
 
 from server.protocol import HeadWithBody
 
 DIM = 8
 KEY, READ_KEY = "wire-secret", "wire-read"
-SEARCH_ROUTE = 'route="/collections/{name}/search"'
 
 
 @pytest.fixture(scope="module")
@@ -169,14 +168,6 @@ def test_expect_100_continue_gets_its_interim_answer(server: Server) -> None:
 
 
 # the fast path's duties ------------------------------------------------------------------------
-def metric(text: str, status: int) -> float:
-    for line in text.splitlines():
-        mine = line.startswith("pith_http_requests_total{") and SEARCH_ROUTE in line
-        if mine and f'status="{status}"' in line:
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
 def test_fast_path_counts_auths_limits_and_errors(server: Server) -> None:
     http = httpx.Client(base_url=server.url, headers={"api-key": READ_KEY})
     before = http.get("/metrics").text
@@ -195,7 +186,7 @@ def test_fast_path_counts_auths_limits_and_errors(server: Server) -> None:
     assert big.status_code == 413 and big.json()["error"]["code"] == "payload_too_large"
     after = http.get("/metrics").text
     for status, n in ((200, 5), (401, 1), (404, 1), (400, 2), (413, 1)):
-        assert metric(after, status) - metric(before, status) == n, status
+        assert searches_counted(after, status) - searches_counted(before, status) == n, status
 
 
 def test_fast_path_refuses_a_streamed_body_past_the_limit(server: Server) -> None:
