@@ -33,6 +33,7 @@ class Probe:
 
     ranks: np.ndarray  # (nq, DEPTH) rank of each neighbour's list, in score order
     sizes: np.ndarray  # (nq, NLIST) codes in the list probed at each rank
+    list_rank: np.ndarray  # (nq, NLIST) the rank at which each list is probed
 
     def coverage(self, nprobe: np.ndarray) -> float:
         return float((self.ranks[:, :10] < nprobe[:, None]).mean())
@@ -55,13 +56,13 @@ def main() -> None:
     flat = faiss.IndexFlatIP(xb.shape[1])
     flat.add(xb)
     top = flat.search(xq, DEPTH)[1]
-    order = quantizer.search(xq, NLIST)[1]
+    scores, order = quantizer.search(xq, NLIST)
     probe = probe_of(order, lists, top)
     curve = [(probe.coverage(np.full(len(xq), n)), probe.codes(np.full(len(xq), n))) for n in FIXED]
     print(f"{'probing':52s} {'coverage':>8s} {'codes/q':>8s} {'saved':>6s}")
     for n, (cov, codes) in zip(FIXED, curve, strict=True):
         print(f"{f'fixed nprobe {n}':52s} {cov:8.4f} {codes:8,.0f}")
-    for name, nprobe in adaptive_rules(probe, quantizer.search(xq, NLIST)[0]):
+    for name, nprobe in adaptive_rules(probe, scores):
         cov, codes = probe.coverage(nprobe), probe.codes(nprobe)
         print(f"{name:52s} {cov:8.4f} {codes:8,.0f} {saved(curve, cov, codes):6.0%}")
     for cov, codes in oracle(probe):
@@ -75,7 +76,7 @@ def probe_of(order: np.ndarray, lists: np.ndarray, top: np.ndarray) -> Probe:
     rows = np.arange(len(order))[:, None]
     rank[rows, order] = np.arange(order.shape[1])[None, :]
     sizes = np.bincount(lists, minlength=order.shape[1])[order]
-    return Probe(rank[rows, lists[top]], sizes)
+    return Probe(rank[rows, lists[top]], sizes, rank)
 
 
 def saved(curve: list[tuple[float, float]], cov: float, codes: float) -> float:
@@ -165,9 +166,7 @@ def spilled(
     of them (twice the codes and ids in RAM) or the 5 % that gain most (+2.8 B/vector)."""
     second, gain = soar_lists(xb, quantizer, lists)
     rows = np.arange(len(order))[:, None]
-    rank = np.empty_like(order)
-    rank[rows, order] = np.arange(order.shape[1])[None, :]
-    second_rank = rank[rows, second[top[:, :10]]]
+    second_rank = probe.list_rank[rows, second[top[:, :10]]]
     for share in (1.0, 0.05):
         chosen = gain >= np.quantile(gain, 1.0 - share)
         sizes = np.bincount(lists, minlength=NLIST) + np.bincount(second[chosen], minlength=NLIST)
