@@ -134,9 +134,11 @@ SCRATCH_PREFIX = "pith-read-only-"
 
 
 def scratch_copy(index_root: Path) -> Path:
-    """A writable copy of the checkpoint of a read-only index folder, in the temp directory;
-    `remove_scratch` removes it."""
-    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX)) / index_root.name
+    """A writable copy of the checkpoint of a read-only index folder, in the temp directory
+    (named after this process, see `reap_scratch`); `remove_scratch` removes it."""
+    reap_scratch(Path(tempfile.gettempdir()))
+    made = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
+    scratch = Path(made) / index_root.name
     scratch.mkdir()
     ckpt = IndexFolder.read_in(index_root)
     if ckpt is not None:
@@ -148,3 +150,26 @@ def scratch_copy(index_root: Path) -> Path:
 def remove_scratch(scratch: Path) -> None:
     """Remove a `scratch_copy` with the temporary folder made for it."""
     shutil.rmtree(scratch.parent, ignore_errors=True)
+
+
+def reap_scratch(temp_dir: Path) -> list[Path]:
+    """Remove the scratch copies left in `temp_dir` by processes that are gone (a search
+    process killed with -9 cannot remove its own); returns what was removed."""
+    reaped = []
+    for path in temp_dir.glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = path.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            reaped.append(path)
+    return reaped
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists (another user's counts: only its owner may signal it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True

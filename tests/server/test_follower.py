@@ -1,11 +1,15 @@
 """Followers (server/service/follower.py): a read-only copy of a collection, in what stands
 for another process (its own open of the same folder), kept up with the writer through the
 files alone: the log replayed, a newer checkpoint reloaded, a training swap picked up, and
-every read of a search pinned to the state it caught up to."""
+every read of a search pinned to the state it caught up to, and the scratch copy of one
+killed with -9 removed by the next one opened."""
 
 from __future__ import annotations
 
 import contextlib
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -119,3 +123,36 @@ def test_a_new_incarnation_is_opened_again(tmp_path: Path) -> None:
         with follower.reading() as copy:
             assert copy.count(None) == 2
             assert {i for i, _ in top(copy, x[0], k=10)} == {10, 11}
+
+
+FOLLOW_AND_WAIT = """
+import sys, time
+from pathlib import Path
+from server.service.follower import Follower
+follower = Follower(Path(sys.argv[1]))
+print(follower.collection.st.index_folder.root.parent, flush=True)
+time.sleep(120)
+"""
+
+
+def scratch_of(follower: Follower) -> Path:
+    return follower.collection.st.index_folder.root.parent
+
+
+def test_the_scratch_copy_of_a_killed_follower_is_removed_by_the_next(tmp_path: Path) -> None:
+    with followed(tmp_path, FLAT, 20, 5, range(0, 10)) as (_, _, follower, _):
+        folder = tmp_path / "collections" / "c"
+        other = subprocess.Popen(
+            [sys.executable, "-c", FOLLOW_AND_WAIT, str(folder)], stdout=subprocess.PIPE, text=True
+        )
+        assert other.stdout is not None
+        left = Path(other.stdout.readline().strip())
+        assert (left / "index").is_dir() and str(other.pid) in left.name
+        other.send_signal(signal.SIGKILL)
+        other.wait()
+        assert left.is_dir()  # killed: it could not remove its own
+        again = Follower(folder)
+        mine = scratch_of(again)
+        assert not left.exists() and mine.is_dir() and scratch_of(follower).is_dir()
+        again.close()
+        assert not mine.exists()
