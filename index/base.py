@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
+import weakref
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,14 @@ from kernels.rerank import rerank
 INDEX_SPEC: TypeAdapter[Any] = TypeAdapter(IndexSpec)
 MAX_K = 100_000
 MAX_CACHED_PARAMS = 64  # distinct search settings whose FAISS parameter objects are kept
+
+
+def temp_folder(owner: object, prefix: str) -> Path:
+    """A new temporary folder for the files of `owner` (an index given no folder), removed
+    when `owner` is garbage collected or at exit."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    weakref.finalize(owner, shutil.rmtree, path, True)
+    return path
 
 
 @dataclass(frozen=True)
@@ -63,7 +72,7 @@ class Index(ABC):
 
     def _rerank_folder(self) -> Path:
         if self.folder is None:
-            self.folder = Path(tempfile.mkdtemp(prefix="pith-index-"))
+            self.folder = temp_folder(self, "pith-index-")
         return self.folder / "rerank"
 
     # what subclasses provide ---------------------------------------------------------------

@@ -12,7 +12,6 @@ fde/ (the inner index, as `save_index` writes it), tokens/ (the token store).
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from core.manifest import load_npy, read_manifest, write_manifest
 from encoders.base import SPEC_ADAPTER, load_manifest_spec, restore
 from encoders.muvera import MuveraEncoder
 from encoders.spec import MuveraSpec
-from index.base import INDEX_SPEC, MAX_K, Index, SearchResult
+from index.base import INDEX_SPEC, MAX_K, Index, SearchResult, temp_folder
 from index.factory import FAISS_FILE, index_for, save_index
 from index.hnsw import HNSWIndex
 from index.spec import SearchParams
@@ -49,9 +48,7 @@ class MultiVectorIndex:
             )
         self.encoder = encoder
         self.dim = encoder.dim
-        self.folder = (
-            Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="pith-mv-"))
-        )
+        self.folder = Path(folder) if folder is not None else temp_folder(self, "pith-mv-")
         self.inner: Index = index_for(encoder.inner, spec, self.folder / "fde")
         self.tokens = TokenFile(self.folder / "tokens", encoder.dim)
 

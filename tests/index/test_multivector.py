@@ -3,12 +3,15 @@ filters, removal, persistence, the token store, and typed errors."""
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 
 from core.arrays import pack_multivectors
 from core.errors import InvalidInput, InvalidSpec, NotTrained
 from encoders.spec import BinarySpec, MuveraSpec, PQSpec
+from index.factory import build_index
 from index.multivector import (
     MultiVectorIndex,
     build_multivector_index,
@@ -267,3 +270,20 @@ def test_rerank_drops_unknown_candidates() -> None:
     want = sorted([(q @ t[:4].T).max(1).sum(), (q @ t[4:].T).max(1).sum()], reverse=True)
     np.testing.assert_allclose(scores[0, :2], want, rtol=1e-5)
     assert out[0, 2] == -1 and np.isneginf(scores[0, 2])
+
+
+def test_an_index_given_no_folder_removes_its_temporary_one(corpus) -> None:
+    docs, _ = corpus
+    index = built(docs[:40])
+    folder = index.folder
+    assert (folder / "tokens").is_dir()
+    single = build_index(
+        {"kind": "float32"}, {"kind": "flat", "rerank": {"enabled": True}}, DIM, None
+    )
+    single.train(np.ones((4, DIM), np.float32))
+    single.add(np.arange(4), np.eye(4, DIM, dtype=np.float32))
+    rerank_folder = single.folder
+    assert rerank_folder is not None and (rerank_folder / "rerank").is_dir()
+    del index, single
+    gc.collect()
+    assert not folder.exists() and not rerank_folder.exists()
