@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -32,6 +33,9 @@ from server.service.writes import Delete, Upsert, WriteResult
 MAX_K = 10_000
 WIDE = 1 << 20  # nprobe past any nlist: the library clamps it to a full scan
 WIDE_EF = 256
+TRAINING_STOP_S = 30.0  # how long closing waits for a training run to reach its next step
+
+log = logging.getLogger("pith.collection")
 
 
 @dataclass(frozen=True)
@@ -245,7 +249,10 @@ class Collection:
 
     # lifecycle -----------------------------------------------------------------------------
     def close(self, save: bool = True) -> None:
-        """Finish queued writes, checkpoint if needed, stop the writer, close the store."""
+        """Stop a training run, finish queued writes, checkpoint if needed, stop the writer,
+        close the store."""
+        if not self.st.training.stop(TRAINING_STOP_S):  # a thread left inside FAISS or torch
+            log.warning("training %s still running after %.0f s", self.st.name, TRAINING_STOP_S)
         if save:  # on failure close anyway: the log still holds every acknowledged write
             with contextlib.suppress(Exception):
                 self.writer.submit(Control(self._final_checkpoint)).result()

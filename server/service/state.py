@@ -29,6 +29,8 @@ class Training:
     started_at: float | None = None
     future: Future[str] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    thread: threading.Thread | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
 
     def begin(self) -> bool:
         """Mark training started; False when a run is already going."""
@@ -36,7 +38,18 @@ class Training:
             if self.state == "training":
                 return False
             self.state, self.error, self.started_at = "training", None, time.time()
+            self.cancel.clear()
             return True
+
+    def stop(self, timeout_s: float) -> bool:
+        """Ask a running training to stop at its next step and wait for its thread; False
+        when it was still running after `timeout_s` (a step can take that long)."""
+        self.cancel.set()
+        thread = self.thread
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(timeout_s)
+        return not thread.is_alive()
 
     def finish(self, trained: bool, error: str | None = None) -> None:
         with self.lock:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from server.service.engines import CollectionIndex, final_engine
+from server.service.errors import Unavailable
 from server.service.maintenance import checkpoint
 from server.service.replay import catch_up, fill, read_sample
 from server.service.state import CollectionState
@@ -33,8 +34,19 @@ def start_training(st: CollectionState, submit: Submit) -> Future[str]:
     thread = threading.Thread(
         target=_run, args=(st, submit, done), name=f"pith-train-{st.name}", daemon=True
     )
+    st.training.thread = thread
     thread.start()
     return done
+
+
+class Cancelled(Unavailable):
+    """The collection closed while it trained: the run stopped between two steps."""
+
+
+def _go_on(st: CollectionState) -> None:
+    """Raise Cancelled once the collection asked the run to stop (`Training.stop`)."""
+    if st.training.cancel.is_set():
+        raise Cancelled(f"collection {st.name!r} closed while training; train again")
 
 
 def _run(st: CollectionState, submit: Submit, done: Future[str]) -> None:
@@ -48,23 +60,28 @@ def _run(st: CollectionState, submit: Submit, done: Future[str]) -> None:
         st.telemetry.observe("index_build", st.name, time.perf_counter() - t0)
         resolve(done, "trained")
     except BaseException as exc:
-        log.warning("training %s failed: %s", st.name, exc)
+        cancelled = isinstance(exc, Cancelled)
+        log.log(logging.INFO if cancelled else logging.WARNING, "training %s: %s", st.name, exc)
         if folder is not None and st.live.folder != folder:
             st.index_folder.release(folder)
-        st.training.finish(st.live.trained, error=f"{type(exc).__name__}: {exc}")
+        error = None if cancelled else f"{type(exc).__name__}: {exc}"
+        st.training.finish(st.live.trained, error=error)
         resolve(done, error=storage_error(exc, "training") or exc)
 
 
 def _build(st: CollectionState, folder: Path) -> tuple[CollectionIndex, Counters]:
     """Train on a sample, fill with all points, replay what came meanwhile (off the writer)."""
     sample = read_sample(st.store, st.spec, st.options.train_sample, st.options.seed)
+    _go_on(st)
     engine = final_engine(st.spec, folder)
     t0 = time.perf_counter()
     engine.train(sample)
     st.telemetry.observe("training", st.name, time.perf_counter() - t0)
     del sample
+    _go_on(st)
     with st.store.snapshot() as conn:
         counters = fill(engine, conn, st.spec)
+    _go_on(st)
     with st.store.snapshot() as conn:
         return engine, catch_up(engine, conn, st.spec, counters.last_seq, counters.next_iid)
 

@@ -186,3 +186,37 @@ def test_retrain_swaps_again(client: TestClient) -> None:
     assert top_ids(client, x[42])[0] == 42
     r = client.post("/collections/c/train")
     assert r.status_code == 202
+
+
+def test_closing_stops_a_training_run_at_its_next_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process ending with a training thread inside FAISS or torch aborted ("terminate called
+    without an active exception"): closing now asks the run to stop and waits for it."""
+    GatedEngine.gate.clear()
+    GatedEngine.entered.clear()
+    real, allocated = trainer.final_engine, []
+    monkeypatch.setattr(
+        trainer,
+        "final_engine",
+        lambda spec, folder: allocated.append(folder) or GatedEngine(real(spec, folder)),
+    )
+    service = open_service(tmp_path)
+    collection, _ = service.create("c", CollectionSpec.model_validate(PQ_SPEC))
+    x = unit_rows(300, DIM, seed=6)
+    keys = [str(i) for i in range(300)]
+    collection.upsert(keys, collection.vectors(x), [None] * 300, True).result()
+    run = collection.train()
+    assert GatedEngine.entered.wait(30)
+    threading.Timer(0.3, GatedEngine.gate.set).start()  # the step in progress ends later
+    service.close_all()
+    assert GatedEngine.gate.is_set()  # close waited for it
+    thread = collection.st.training.thread
+    assert thread is not None and not thread.is_alive()
+    with pytest.raises(trainer.Cancelled):
+        run.result(0)
+    assert collection.st.training.state == "untrained" and collection.st.training.error is None
+    assert len(allocated) == 1 and not allocated[0].exists()  # its generation released
+    reopened = open_service(tmp_path).get("c")
+    assert reopened.count(None) == 300 and not reopened.st.live.trained
+    reopened.close()
