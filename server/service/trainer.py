@@ -1,6 +1,7 @@
 """Background training: fit the collection's encoder and index on a seeded sample, fill the
 new index with every live point, replay what arrived meanwhile, and swap it in atomically
-on the writer thread (searches keep answering from the old index until then)."""
+on the writer thread (searches keep answering from the old index until then). Closing the
+collection stops a run between two of those steps (`Training.stop`, `Cancelled`)."""
 
 from __future__ import annotations
 
