@@ -1,7 +1,7 @@
 """Background training: fit the collection's encoder and index on a seeded sample, fill the
 new index with every live point, replay what arrived meanwhile, and swap it in atomically
 on the writer thread (searches keep answering from the old index until then). Closing the
-collection stops a run between two of those steps (`Training.stop`, `Cancelled`)."""
+collection stops a run between two of those steps (`Training.stop`)."""
 
 from __future__ import annotations
 
@@ -40,14 +40,10 @@ def start_training(st: CollectionState, submit: Submit) -> Future[str]:
     return done
 
 
-class Cancelled(Unavailable):
-    """The collection closed while it trained: the run stopped between two steps."""
-
-
 def _go_on(st: CollectionState) -> None:
-    """Raise Cancelled once the collection asked the run to stop (`Training.stop`)."""
+    """Raise Unavailable once the collection asked the run to stop (`Training.stop`)."""
     if st.training.cancel.is_set():
-        raise Cancelled(f"collection {st.name!r} closed while training; train again")
+        raise Unavailable(f"collection {st.name!r} closed while training; train again")
 
 
 def _run(st: CollectionState, submit: Submit, done: Future[str]) -> None:
@@ -61,7 +57,7 @@ def _run(st: CollectionState, submit: Submit, done: Future[str]) -> None:
         st.telemetry.observe("index_build", st.name, time.perf_counter() - t0)
         resolve(done, "trained")
     except BaseException as exc:
-        cancelled = isinstance(exc, Cancelled)
+        cancelled = st.training.cancel.is_set()
         log.log(logging.INFO if cancelled else logging.WARNING, "training %s: %s", st.name, exc)
         if folder is not None and st.live.folder != folder:
             st.index_folder.release(folder)

@@ -15,6 +15,7 @@ from server_helpers import FAST_PQ, points_body, unit_rows
 
 from server.service import engines, trainer
 from server.service.collection import Query
+from server.service.errors import Unavailable
 from server.service.options import Options
 from server.service.registry import Service
 from server.service.spec import CollectionSpec
@@ -213,7 +214,7 @@ def test_closing_stops_a_training_run_at_its_next_step(
     assert GatedEngine.gate.is_set()  # close waited for it
     thread = collection.st.training.thread
     assert thread is not None and not thread.is_alive()
-    with pytest.raises(trainer.Cancelled):
+    with pytest.raises(Unavailable, match="closed while training"):
         run.result(0)
     assert collection.st.training.state == "untrained" and collection.st.training.error is None
     assert len(allocated) == 1 and not allocated[0].exists()  # its generation released
