@@ -84,15 +84,14 @@ def configs(dim: int) -> list[Config]:
     return out
 
 
-def flagship(dim: int) -> Config:
-    """IVF over 4-bit PQ codes of the vectors themselves (FAISS fast-scan) with a re-rank from
-    the fp16 file: 61.2 B/vec. Not residual codes: on wordnet-minilm residuals to the unit
-    (spherical) centroids are as long as the vectors and scored 0.951 against 0.979 at the
-    same nprobe. nprobe 72 of 256 lists (about 34k codes scanned) reaches 0.98 at about the
-    cost of IVF512 nprobe 128 (30k codes, twice the centroids to score), whose centroids and
-    fast-scan list padding come to 66 B/vec."""
-    m = dim // 4
-    encoder = pq_spec(m, nbits=4, opq=False, anisotropic_eta=1.0)
+def flagship_specs(dim: int) -> tuple[dict[str, object], dict[str, object]]:
+    """The flagship's encoder and index specs: IVF over 4-bit PQ codes of the vectors
+    themselves (FAISS fast-scan) with a re-rank from the fp16 file, 61.2 B/vec. Not residual
+    codes: on wordnet-minilm residuals to the unit (spherical) centroids are as long as the
+    vectors and scored 0.951 against 0.979 at the same nprobe. nprobe 72 of 256 lists (about
+    34k codes scanned) reaches 0.98 at about the cost of IVF512 nprobe 128 (30k codes, twice
+    the centroids to score), whose centroids and fast-scan list padding come to 66 B/vec."""
+    encoder = pq_spec(dim // 4, nbits=4, opq=False, anisotropic_eta=1.0)
     index = {
         "kind": "ivf",
         "nlist": FLAGSHIP_NLIST,
@@ -100,11 +99,16 @@ def flagship(dim: int) -> Config:
         "by_residual": False,
         "rerank": {"enabled": True, "oversample": FLAGSHIP_OVERSAMPLE},
     }
+    return encoder, index
+
+
+def flagship(dim: int) -> Config:
+    """The flagship row (`flagship_specs`)."""
     name = (
-        f"pith flagship IVF{FLAGSHIP_NLIST},PQ{m}x4 nprobe{FLAGSHIP_NPROBE}"
+        f"pith flagship IVF{FLAGSHIP_NLIST},PQ{dim // 4}x4 nprobe{FLAGSHIP_NPROBE}"
         f" + rerank {FLAGSHIP_OVERSAMPLE * 10} (fp16 mmap)"
     )
-    return name, False, pith(encoder, index)
+    return name, False, pith(*flagship_specs(dim))
 
 
 def run_single(
