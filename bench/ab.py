@@ -5,7 +5,7 @@ load drifts in between (the same setting moved by up to 25 % between rounds here
 builds the configurations once, then times one batch of each in turn, round after round,
 and reports each one's QPS ratio to the baseline per round: batches seconds apart see the
 same load, so the ratios hold still where the QPS do not. The flagship is pith's own index
-(`bench.single.flagship`), searched at its nprobe and at a higher one that reaches the
+(`bench.single.flagship_specs`), searched at its nprobe and at a higher one that reaches the
 baseline's recall. 2,000 queries, one thread, recall@10 against exact search.
 
     python -m bench.ab [--rounds 15] [--limit N]
@@ -24,15 +24,21 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from bench import baselines as fb
 from bench.datasets.wordnet import wordnet_minilm
 from bench.harness import Context, K
 from bench.metrics import recall_at_k
-from bench.single import FLAGSHIP_NPROBE, context, flagship, flagship_specs
-from index import Index, SearchParams, build_index
+from bench.pith_configs import trained_index
+from bench.single import (
+    FLAGSHIP_NPROBE,
+    context,
+    fast_scan_baseline,
+    flagship,
+    flagship_specs,
+    hnsw_baseline,
+)
+from index import SearchParams
 
 Search = Callable[[np.ndarray], np.ndarray]
-BASELINE = "faiss IVF512,PQ{m}x4fs nprobe128 + rerank 100 (fp16 mmap)"
 
 
 @dataclass
@@ -79,32 +85,23 @@ def run(ctx: Context, rounds: int, nprobe: int) -> list[Timed]:
 def configurations(ctx: Context, nprobe: int) -> list[Timed]:
     """FAISS's baseline, HNSW32-Flat, and pith's flagship at two nprobe (built once)."""
     d = ctx.xb.shape[1]
-    folders = [ctx.workdir / part for part in ("ivf512", "hnsw", "flagship")]
-    for folder in folders:
+    timed = []
+    for name, _, builder in (fast_scan_baseline(d // 4), hnsw_baseline()):
+        folder = ctx.workdir / name.split()[1].replace(",", "_")
         folder.mkdir()
-    baseline = fb.refine_from_disk(f"IVF512,PQ{d // 4}x4fs", 128, 100)(ctx.xb, folders[0])
-    hnsw = fb.hnsw_flat()(ctx.xb, folders[1])
+        timed.append(Timed(name, builder(ctx.xb, folder).search))
     name, _, _ = flagship(d)
-    index = flagship_index(ctx.xb, folders[2])
+    (ctx.workdir / "flagship").mkdir()
+    index = trained_index(*flagship_specs(d), ctx.xb, ctx.workdir / "flagship")
     wider = SearchParams(nprobe=nprobe)
     return [
-        Timed(BASELINE.format(m=d // 4), baseline.search),
-        Timed("faiss HNSW32,Flat ef64", hnsw.search),
+        *timed,
         Timed(name, lambda q: index.search(q, K).ids),
         Timed(
             name.replace(f"nprobe{FLAGSHIP_NPROBE}", f"nprobe{nprobe}"),
             lambda q: index.search(q, K, wider).ids,
         ),
     ]
-
-
-def flagship_index(xb: np.ndarray, folder: Path) -> Index:
-    """pith's flagship index over xb, ids 0..n-1 (`bench.single.flagship_specs`)."""
-    encoder, spec = flagship_specs(xb.shape[1])
-    index = build_index(encoder, spec, xb.shape[1], folder=folder)
-    index.train(xb)
-    index.add(np.arange(len(xb)), xb)
-    return index
 
 
 def report(timed: list[Timed], rounds: int) -> str:

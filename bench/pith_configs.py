@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from bench.harness import Builder, Built, K
-from index import SearchParams, build_index
+from index import Index, SearchParams, build_index
 
 
 def pith(
@@ -17,9 +17,7 @@ def pith(
     """Build a pith index (train, add ids 0..n-1) and search it with `params`."""
 
     def build(xb: np.ndarray, folder: Path) -> Built:
-        idx = build_index(encoder, index, xb.shape[1], folder=folder)
-        idx.train(xb)
-        idx.add(np.arange(len(xb)), xb)
+        idx = trained_index(encoder, index, xb, folder)
         n = len(xb)
 
         def search(q: np.ndarray) -> np.ndarray:
@@ -28,6 +26,16 @@ def pith(
         return Built(search, idx.bytes_in_ram() / n, idx.bytes_on_disk() / n)
 
     return build
+
+
+def trained_index(
+    encoder: dict[str, Any], index: dict[str, Any], xb: np.ndarray, folder: Path
+) -> Index:
+    """A pith index trained on xb and holding it under ids 0..n-1."""
+    idx = build_index(encoder, index, xb.shape[1], folder=folder)
+    idx.train(xb)
+    idx.add(np.arange(len(xb)), xb)
+    return idx
 
 
 def binary_allocated_configs() -> list[tuple[str, bool, Builder]]:
