@@ -65,7 +65,12 @@ def main() -> None:
 
 def run(ctx: Context, rounds: int, nprobe: int) -> list[Timed]:
     """Build the configurations, score them, then time them in turn for `rounds` rounds."""
-    timed = configurations(ctx, nprobe)
+    return time_in_rounds(ctx, configurations(ctx, nprobe), rounds)
+
+
+def time_in_rounds(ctx: Context, timed: list[Timed], rounds: int) -> list[Timed]:
+    """Score each configuration's recall@10, then time one batch of each in turn, one
+    thread, for `rounds` rounds."""
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)  # built on every core, timed on one
     try:
