@@ -30,6 +30,7 @@ import numpy as np
 from bench.ab import Search, Timed, report, time_in_rounds
 from bench.baselines import float16_file
 from bench.datasets.wordnet import wordnet_minilm
+from bench.flagship_variants import refined
 from bench.harness import Context, K
 from bench.probe_coverage import probe_of
 from bench.single import context, fast_scan_baseline
@@ -149,8 +150,7 @@ class BlockIndex:
         self.ivf = fast_scan_ivf(coarse, len(blocks.centroids), books_of(pq), False)
         self.ivf.implem = 11  # one query at a time: the least work per list of one block
         add_to_lists(self.ivf, blocks.block_of, np.arange(len(xb)), pq.compute_codes(xb))
-        self.refined = faiss.IndexRefine(self.ivf, refine)
-        self.refined.k_factor = RERANK / K
+        self.refined = refined(self.ivf, refine, RERANK)
 
     def search(self, xq: np.ndarray, n: int) -> np.ndarray:
         """Top-10 after the coarse stage's n blocks and a re-rank of 100."""
@@ -249,7 +249,7 @@ def configurations(ctx: Context, blocks: Blocks, ns: list[int], nprobe: int) -> 
     lists_b = exact.list_bytes() / n_vec
     exact_b = lists_b + blocks.centroids.astype(np.float32).nbytes / n_vec
     residual_b = lists_b + residual.bytes() / n_vec
-    timed = baselines(ctx)
+    timed = baselines(ctx, refine)
     for n in ns:
         timed.append(Timed(f"blocks {n}, scan only, blocks given", given(ctx, exact, blocks, n)))
     for n in ns:
@@ -261,17 +261,18 @@ def configurations(ctx: Context, blocks: Blocks, ns: list[int], nprobe: int) -> 
     return timed
 
 
-def baselines(ctx: Context) -> list[Timed]:
-    """FAISS's IVF512 baseline end to end, and its scan alone (the 100 it would re-rank)."""
+def baselines(ctx: Context, refine: faiss.Index) -> list[Timed]:
+    """FAISS's IVF512 baseline (`bench.single.fast_scan_baseline`) end to end, and the same
+    trained index's scan alone (the 100 it would re-rank)."""
     d = ctx.xb.shape[1]
-    name, _, builder = fast_scan_baseline(d // 4)
-    (ctx.workdir / "baseline").mkdir()
+    name = fast_scan_baseline(d // 4)[0]
     scan = faiss.index_factory(d, f"IVF512,PQ{d // 4}x4fs", IP)
     scan.train(ctx.xb)
     scan.add(ctx.xb)
     faiss.extract_index_ivf(scan).nprobe = 128
+    whole = refined(scan, refine, RERANK)
     return [
-        Timed(name, builder(ctx.xb, ctx.workdir / "baseline").search),
+        Timed(name, lambda q: whole.search(q, K)[1]),
         Timed(name.split(" + ")[0] + ", scan only", lambda q: scan.search(q, RERANK)[1][:, :K]),
     ]
 
