@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels import dispatch
+from kernels import dispatch, native
 from kernels.topk import topk
 
 _QUERY_CHUNK = 128
@@ -44,12 +44,15 @@ def rerank(
     """Top-k of the candidates by exact score; candidates with row -1 are dropped.
 
     Returns (scores, ids); for l2 the scores are squared distances (smaller is better).
-    Runs on the torch path when `kernels.dispatch` chooses it.
+    Runs on the torch path when `kernels.dispatch` chooses it, else in the compiled kernel
+    (`kernels.native`, float16 rows) when it was built, else in numpy.
     """
     if dispatch.backend() == "torch":
         from kernels import torch_rerank
 
         return torch_rerank.rerank(xq, cand_ids, cand_rows, vectors, k, metric, dispatch.device())
+    if native.available() and vectors.dtype == np.float16 and vectors.flags.c_contiguous:
+        return native.rerank_f16(xq, cand_ids, cand_rows, vectors, k, metric)
     nq = len(xq)
     out_s = np.empty((nq, k), np.float32)
     out_i = np.empty((nq, k), np.int64)

@@ -1,0 +1,17 @@
+from typing_extensions import Buffer
+
+def rerank_f16(
+    queries: Buffer,
+    vectors: Buffer,
+    rows: Buffer,
+    scores: Buffer,
+    best: Buffer,
+    nq: int,
+    d: int,
+    n: int,
+    c: int,
+    k: int,
+    l2: bool,
+    /,
+) -> None: ...
+def simd() -> str: ...
