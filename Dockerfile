@@ -23,8 +23,15 @@ WORKDIR /opt/pith
 COPY pyproject.toml deploy/install.sh ./
 RUN TORCH_INDEX_URL="$TORCH_INDEX_URL" PITH_EXTRAS="$PITH_EXTRAS" sh install.sh deps
 
+# gcc only while pip builds pith's one C extension (kernels/native.c, the re-rank kernel).
 COPY . .
-RUN sh deploy/install.sh app \
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && sh deploy/install.sh app \
+    && python -c "from kernels import native; assert native.available()" \
+    && apt-get purge -y --auto-remove gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --create-home --home-dir /home/pith pith \
     && mkdir -p /data \
     && chown pith:pith /data

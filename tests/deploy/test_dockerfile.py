@@ -105,9 +105,11 @@ def ignored(path: str) -> bool:
 
 
 def test_dockerignore_keeps_what_the_build_needs() -> None:
-    needed = ["pyproject.toml", "deploy/install.sh", "server/app.py", "core/errors.py"]
+    needed = ["pyproject.toml", "setup.py", "deploy/install.sh", "server/app.py", "core/errors.py"]
+    needed.append("kernels/native.c")
     assert not [path for path in needed if ignored(path)]
     heavy = [".git", ".venv", "data", "tests", ".mypy_cache", "server/__pycache__/x.pyc"]
+    heavy.append("kernels/_native.cpython-311-x86_64-linux-gnu.so")  # built here, not for it
     assert all(ignored(path) for path in heavy)
 
 
@@ -210,6 +212,11 @@ def test_image_install_start_and_healthcheck_in_a_fresh_venv(tmp_path: Path) -> 
         cwd=tmp_path,
     ).stdout
     assert where.startswith(site), f"server imported from {where}, not the installed copy"
+    native = subprocess.run(  # the image's RUN asserts the same (it installs gcc for it)
+        [str(python), "-c", "from kernels import native; assert native.available()"],
+        cwd=tmp_path,
+    )
+    assert native.returncode == 0, "the install did not build kernels._native"
     if (ROOT / "cluster" / "__init__.py").exists():
         cluster = subprocess.run([str(python), "-c", "import cluster"], cwd=tmp_path)
         assert cluster.returncode == 0, "the wheel lacks cluster/ (pyproject packages.find)"
