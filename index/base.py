@@ -2,7 +2,7 @@
 exact re-rank from a memory-mapped float16 file; save/load to a directory with a manifest.
 
 Labels: FAISS holds external ids directly, except with re-rank on, where FAISS holds row numbers
-of the re-rank file (so FAISS's IndexRefine can re-score in C++) and the file maps rows to ids.
+of the re-rank file (so the re-rank reads rows directly) and the file maps rows to ids.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from encoders.base import Encoder
 from index.gpu import GpuSearcher, gpu_searcher
 from index.spec import IndexSpec, SearchParams
 from index.vectors import VectorFile
+from kernels import native
 from kernels.rerank import rerank
 
 INDEX_SPEC: TypeAdapter[Any] = TypeAdapter(IndexSpec)
@@ -120,7 +121,11 @@ class Index(ABC):
             self._gpu, self._gpu_of = gpu_searcher(base, self.encoder, self.metric), base
         if self._gpu is not None:
             return self._gpu.search(self.encoder.query_view(xq), k, allowed, sp)
-        return base.search(self.encoder.query_view(xq), k, params=sp)
+        return self._cpu_search(self.encoder.query_view(xq), k, sp)
+
+    def _cpu_search(self, xq: np.ndarray, k: int, sp: Any) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS's own search of the codes (queries already in the encoder's score space)."""
+        return self._base_index().search(xq, k, params=sp)
 
     # writes --------------------------------------------------------------------------------
     def add(self, ids: object, x: object) -> None:
@@ -185,14 +190,19 @@ class Index(ABC):
         params: SearchParams,
         allowed: np.ndarray | None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k after re-scoring ceil(k x oversample) candidates exactly from the fp16 file."""
+        """Top-k after re-scoring ceil(k x oversample) candidates exactly from the fp16 file.
+
+        Isometric encoders store their score-space view, so queries are re-scored in it. The
+        compiled kernel (`kernels.native`) re-scores when it was built; without it, FAISS's
+        IndexRefine does for isometric encoders (in C++) and numpy for the others."""
         assert self.vectors is not None
-        if self.encoder.isometric:  # FAISS IndexRefine re-scores in score space, in C++
+        if self.encoder.isometric and not native.available():
             sp = self._refine_search_params(oversample, params, allowed)
             return self._refine_index().search(self.encoder.query_view(xq), k, params=sp)
         n_cand = max(k, math.ceil(k * oversample))
         _, cand = self._candidates(xq, n_cand, params, allowed)
-        scores, rows = rerank(xq, cand, cand, self.vectors.vectors, k, self.metric)
+        xr = self.encoder.query_view(xq) if self.encoder.isometric else xq
+        scores, rows = rerank(xr, cand, cand, self.vectors.vectors, k, self.metric)
         return scores, rows
 
     def _refine_search_params(

@@ -23,6 +23,7 @@ from index.codecs import (
 )
 from index.filters import search_parameters
 from index.spec import IVFSpec, SearchParams
+from kernels.coarse import nearest_lists
 
 
 def coarse_centroids(z: np.ndarray, spec: IVFSpec) -> np.ndarray:
@@ -75,6 +76,7 @@ class IVFIndex(Index):
         if spec.by_residual and own_codes:
             raise InvalidSpec(f"ivf over {encoder.kind!r} codes needs by_residual=false")
         self.faiss: faiss.IndexIVF | None = None
+        self._coarse: tuple[faiss.IndexIVF, np.ndarray, np.ndarray] | None = None
 
     @property
     def ntotal(self) -> int:
@@ -145,6 +147,31 @@ class IVFIndex(Index):
         return faiss.rev_swig_ptr(quantizer.get_xb(), quantizer.ntotal * quantizer.d).reshape(
             quantizer.ntotal, quantizer.d
         )
+
+    def _cpu_search(self, xq: np.ndarray, k: int, sp: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The coarse stage in one matrix product (`kernels.coarse`), then FAISS's scan of the
+        chosen lists (search_preassigned, with the same parameters and id filter)."""
+        index = self._base_index()
+        nq, nprobe = len(xq), int(sp.nprobe)
+        dist, labels = np.empty((nq, k), np.float32), np.empty((nq, k), np.int64)
+        if nq == 0:
+            return dist, labels
+        centroids, sq_norms = self._coarse_centroids()
+        xq = np.ascontiguousarray(xq, dtype=np.float32)
+        coarse_dist, lists = nearest_lists(xq, centroids, sq_norms, nprobe, self.metric)
+        ptr = faiss.swig_ptr
+        index.search_preassigned_c(
+            nq, ptr(xq), k, ptr(lists), ptr(coarse_dist), ptr(dist), ptr(labels), False, sp
+        )
+        return dist, labels
+
+    def _coarse_centroids(self) -> tuple[np.ndarray, np.ndarray]:
+        """The coarse centroids and their squared norms (computed once per trained index)."""
+        index = self._base_index()
+        if self._coarse is None or self._coarse[0] is not index:
+            c = np.array(self._centroids(), dtype=np.float32)
+            self._coarse = (index, c, np.einsum("ij,ij->i", c, c))
+        return self._coarse[1], self._coarse[2]
 
     def _remove(self, labels: np.ndarray) -> int:
         return int(self._base_index().remove_ids(faiss.IDSelectorBatch(labels)))
