@@ -4,6 +4,7 @@ def rerank_f16(
     queries: Buffer,
     vectors: Buffer,
     rows: Buffer,
+    ids: Buffer,
     scores: Buffer,
     best: Buffer,
     nq: int,

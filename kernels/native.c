@@ -118,9 +118,9 @@ static score_fn pick_score(void) {
 
 static score_fn SCORE;
 
-/* Keeps the k best (score, position) pairs seen so far, best first; ties keep the earlier. */
+/* Keeps the k best (score, id) pairs seen so far, best first; ties keep the earlier one. */
 static void keep_best(float *bs, int64_t *br, Py_ssize_t *filled, Py_ssize_t k, float s,
-                      int64_t at, int l2) {
+                      int64_t id, int l2) {
     Py_ssize_t pos = *filled;
     while (pos > 0 && (l2 ? s < bs[pos - 1] : s > bs[pos - 1])) pos--;
     if (pos >= k) return;
@@ -130,16 +130,16 @@ static void keep_best(float *bs, int64_t *br, Py_ssize_t *filled, Py_ssize_t k, 
         br[t] = br[t - 1];
     }
     bs[pos] = s;
-    br[pos] = at;
+    br[pos] = id;
     if (*filled < k) (*filled)++;
 }
 
-/* For each query i: the positions j of the k best of its candidate rows rows[i, :c] (rows < 0
+/* For each query i: the ids ids[i, j] of the k best of its candidate rows rows[i, :c] (rows < 0
  * are skipped) by inner product, or by squared L2 distance when l2, best first; unfilled places
- * get the position -1 and the score -inf (ip) or +inf (l2). */
+ * get the id -1 and the score -inf (ip) or +inf (l2). */
 static void rerank_rows(const float *xq, Py_ssize_t nq, Py_ssize_t d, const uint16_t *base,
-                        const int64_t *rows, Py_ssize_t c, Py_ssize_t k, int l2,
-                        float *out_s, int64_t *out_r) {
+                        const int64_t *rows, const int64_t *ids, Py_ssize_t c, Py_ssize_t k,
+                        int l2, float *out_s, int64_t *out_r) {
     const float missing = l2 ? INFINITY : -INFINITY;
     for (Py_ssize_t i = 0; i < nq; i++) {
         const float *q = xq + i * d;
@@ -159,7 +159,7 @@ static void rerank_rows(const float *xq, Py_ssize_t nq, Py_ssize_t d, const uint
                 if (nr >= 0) prefetch_row(base + nr * d, d);
             }
             if (ri[j] < 0) continue;
-            keep_best(bs, br, &filled, k, SCORE(q, base + ri[j] * d, d, l2), j, l2);
+            keep_best(bs, br, &filled, k, SCORE(q, base + ri[j] * d, d, l2), ids[i * c + j], l2);
         }
         for (Py_ssize_t t = filled; t < k; t++) {
             bs[t] = missing;
@@ -179,11 +179,11 @@ static int check_len(Py_buffer *b, const char *name, Py_ssize_t want) {
 
 static PyObject *rerank_f16(PyObject *self, PyObject *args) {
     (void)self;
-    Py_buffer q, base, rows, out_s, out_r;
+    Py_buffer q, base, rows, ids, out_s, out_r;
     Py_ssize_t nq, d, n, c, k;
     int l2;
-    if (!PyArg_ParseTuple(args, "y*y*y*w*w*nnnnnp", &q, &base, &rows, &out_s, &out_r, &nq, &d,
-                          &n, &c, &k, &l2))
+    if (!PyArg_ParseTuple(args, "y*y*y*y*w*w*nnnnnp", &q, &base, &rows, &ids, &out_s, &out_r, &nq,
+                          &d, &n, &c, &k, &l2))
         return NULL;
     PyObject *result = NULL;
     if (nq < 0 || d < 0 || n < 0 || c < 0 || k < 1) {
@@ -191,8 +191,8 @@ static PyObject *rerank_f16(PyObject *self, PyObject *args) {
         goto done;
     }
     if (check_len(&q, "queries", nq * d * 4) || check_len(&base, "vectors", n * d * 2) ||
-        check_len(&rows, "rows", nq * c * 8) || check_len(&out_s, "scores", nq * k * 4) ||
-        check_len(&out_r, "positions", nq * k * 8)) {
+        check_len(&rows, "rows", nq * c * 8) || check_len(&ids, "ids", nq * c * 8) ||
+        check_len(&out_s, "scores", nq * k * 4) || check_len(&out_r, "best ids", nq * k * 8)) {
         goto done;
     }
     const int64_t *r = (const int64_t *)rows.buf;
@@ -203,8 +203,8 @@ static PyObject *rerank_f16(PyObject *self, PyObject *args) {
         }
     }
     Py_BEGIN_ALLOW_THREADS;
-    rerank_rows((const float *)q.buf, nq, d, (const uint16_t *)base.buf, r, c, k, l2,
-                (float *)out_s.buf, (int64_t *)out_r.buf);
+    rerank_rows((const float *)q.buf, nq, d, (const uint16_t *)base.buf, r,
+                (const int64_t *)ids.buf, c, k, l2, (float *)out_s.buf, (int64_t *)out_r.buf);
     Py_END_ALLOW_THREADS;
     result = Py_None;
     Py_INCREF(result);
@@ -212,6 +212,7 @@ done:
     PyBuffer_Release(&q);
     PyBuffer_Release(&base);
     PyBuffer_Release(&rows);
+    PyBuffer_Release(&ids);
     PyBuffer_Release(&out_s);
     PyBuffer_Release(&out_r);
     return result;
@@ -228,11 +229,11 @@ static PyObject *simd(PyObject *self, PyObject *args) {
 
 static PyMethodDef METHODS[] = {
     {"rerank_f16", rerank_f16, METH_VARARGS,
-     "rerank_f16(queries, vectors, rows, scores, best, nq, d, n, c, k, l2): for C-contiguous\n"
-     "float32 queries (nq, d), float16 vectors (n, d) and int64 candidate rows (nq, c), writes\n"
-     "the positions in rows of each query's k best, best first, to int64 best (nq, k) and\n"
-     "their inner products (or, l2, squared distances) to float32 scores (nq, k). Rows < 0\n"
-     "are skipped; unfilled places get position -1."},
+     "rerank_f16(queries, vectors, rows, ids, scores, best, nq, d, n, c, k, l2): for\n"
+     "C-contiguous float32 queries (nq, d), float16 vectors (n, d), and int64 candidate rows\n"
+     "and their ids (nq, c), writes the ids of each query's k best, best first, to int64 best\n"
+     "(nq, k) and their inner products (or, l2, squared distances) to float32 scores (nq, k).\n"
+     "Rows < 0 are skipped; unfilled places get id -1."},
     {"simd", simd, METH_NOARGS, "The instruction set the scoring loop uses."},
     {NULL, NULL, 0, NULL},
 };

@@ -47,11 +47,11 @@ def rerank_f16(
         raise TypeError("rerank_f16 needs C-contiguous float16 vectors")
     q = np.ascontiguousarray(xq, dtype=np.float32)
     rows = np.ascontiguousarray(cand_rows, dtype=np.int64)
+    ids = np.ascontiguousarray(cand_ids, dtype=np.int64)
     (nq, c), (n, d) = rows.shape, vectors.shape
+    if ids.shape != rows.shape:
+        raise ValueError(f"rerank_f16: ids {ids.shape} and rows {rows.shape} differ")
     scores = np.empty((nq, k), np.float32)
     best = np.empty((nq, k), np.int64)
-    _native.rerank_f16(q, vectors, rows, scores, best, nq, d, n, c, k, metric == "l2")
-    if c == 0:
-        return scores, best
-    ids = np.take_along_axis(np.asarray(cand_ids, dtype=np.int64), np.maximum(best, 0), axis=1)
-    return scores, np.where(best >= 0, ids, -1)
+    _native.rerank_f16(q, vectors, rows, ids, scores, best, nq, d, n, c, k, metric == "l2")
+    return scores, best
