@@ -32,6 +32,9 @@ from kernels.rerank import rerank
 INDEX_SPEC: TypeAdapter[Any] = TypeAdapter(IndexSpec)
 MAX_K = 100_000
 MAX_CACHED_PARAMS = 64  # distinct search settings whose FAISS parameter objects are kept
+# Below this many queries a search is one FAISS call where it can be (FAISS's coarse stage and
+# IndexRefine): pith's own stages save less per query than their numpy calls cost.
+FEW_QUERIES = 8
 
 
 def temp_folder(owner: object, prefix: str) -> Path:
@@ -65,6 +68,7 @@ class Index(ABC):
         self.vectors: VectorFile | None = None
         self._refine: tuple[Any, Any, faiss.IndexRefine] | None = None
         self._refine_params: dict[tuple[float, SearchParams], Any] = {}
+        self._base_param_cache: dict[SearchParams, Any] = {}
         self._gpu: GpuSearcher | None = None
         self._gpu_of: faiss.Index | None = None  # the FAISS index the GPU copy was made from
         if spec.rerank.enabled:
@@ -115,13 +119,26 @@ class Index(ABC):
         self, xq: np.ndarray, k: int, params: SearchParams, allowed: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """FAISS (distances, labels) of the k best codes per query."""
-        sp = self._base_params(params, allowed)
+        if allowed is None:
+            sp = self._shared_base_params(params)
+        else:
+            sp = self._base_params(params, allowed)
         base = self._base_index()
         if self._gpu_of is not base:  # GPU copy (or torch scan) of the codes, made on demand
             self._gpu, self._gpu_of = gpu_searcher(base, self.encoder, self.metric), base
         if self._gpu is not None:
             return self._gpu.search(self.encoder.query_view(xq), k, allowed, sp)
         return self._cpu_search(self.encoder.query_view(xq), k, sp)
+
+    def _shared_base_params(self, params: SearchParams) -> Any:
+        """The base index's parameters without a filter, made once per setting and shared
+        (FAISS only reads them; making them costs microseconds, as much as a query's re-rank)."""
+        sp = self._base_param_cache.get(params)
+        if sp is None:
+            sp = self._base_params(params, None)
+            if len(self._base_param_cache) < MAX_CACHED_PARAMS:
+                self._base_param_cache[params] = sp
+        return sp
 
     def _cpu_search(self, xq: np.ndarray, k: int, sp: Any) -> tuple[np.ndarray, np.ndarray]:
         """FAISS's own search of the codes (queries already in the encoder's score space)."""
@@ -193,10 +210,11 @@ class Index(ABC):
         """Top-k after re-scoring ceil(k x oversample) candidates exactly from the fp16 file.
 
         Isometric encoders store their score-space view, so queries are re-scored in it. The
-        compiled kernel (`kernels.native`) re-scores when it was built; without it, FAISS's
-        IndexRefine does for isometric encoders (in C++) and numpy for the others."""
+        compiled kernel (`kernels.native`) re-scores when it was built; without it, and for
+        fewer than FEW_QUERIES queries, FAISS's IndexRefine does for isometric encoders (in
+        C++, one call) and numpy for the others."""
         assert self.vectors is not None
-        if self.encoder.isometric and not native.available():
+        if self.encoder.isometric and (len(xq) < FEW_QUERIES or not native.available()):
             sp = self._refine_search_params(oversample, params, allowed)
             return self._refine_index().search(self.encoder.query_view(xq), k, params=sp)
         n_cand = max(k, math.ceil(k * oversample))

@@ -12,7 +12,7 @@ from core.errors import InvalidSpec
 from encoders.base import Codebooked, Encoder
 from encoders.identity import Float16Encoder, Float32Encoder
 from encoders.pq import PQEncoder
-from index.base import Index
+from index.base import FEW_QUERIES, Index
 from index.codecs import (
     add_to_lists,
     encoder_bytes,
@@ -149,16 +149,20 @@ class IVFIndex(Index):
         )
 
     def _cpu_search(self, xq: np.ndarray, k: int, sp: Any) -> tuple[np.ndarray, np.ndarray]:
-        """The coarse stage in one matrix product (`kernels.coarse`), then FAISS's scan of the
-        chosen lists (search_preassigned, with the same parameters and id filter)."""
+        """The coarse stage in one matrix product (`kernels.coarse`; FAISS's quantizer for a
+        few queries), then FAISS's scan of the chosen lists (search_preassigned, with the same
+        parameters and id filter)."""
         index = self._base_index()
         nq, nprobe = len(xq), int(sp.nprobe)
         dist, labels = np.empty((nq, k), np.float32), np.empty((nq, k), np.int64)
         if nq == 0:
             return dist, labels
-        centroids, sq_norms = self._coarse_centroids()
         xq = np.ascontiguousarray(xq, dtype=np.float32)
-        coarse_dist, lists = nearest_lists(xq, centroids, sq_norms, nprobe, self.metric)
+        if nq < FEW_QUERIES:  # numpy's per-call overhead outweighs FAISS's heaps
+            coarse_dist, lists = index.quantizer.search(xq, nprobe)
+        else:
+            centroids, sq_norms = self._coarse_centroids()
+            coarse_dist, lists = nearest_lists(xq, centroids, sq_norms, nprobe, self.metric)
         ptr = faiss.swig_ptr
         index.search_preassigned_c(
             nq, ptr(xq), k, ptr(lists), ptr(coarse_dist), ptr(dist), ptr(labels), False, sp

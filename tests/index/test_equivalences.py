@@ -86,6 +86,8 @@ def test_ivf_coarse_stage_chooses_the_lists_faiss_would(data, metric, encoder, b
         want_d, want_i = ivf.faiss.search(ivf.encoder.query_view(xq), 10, params=sp)
         np.testing.assert_array_equal(got.ids, want_i)
         np.testing.assert_allclose(got.scores, want_d, rtol=1e-5, atol=1e-5)
+        few = ivf.search(xq[:3], 10, SearchParams(nprobe=nprobe), allowed=filt)  # FAISS's own
+        np.testing.assert_array_equal(few.ids, want_i[:3])
         if filt is not None:
             assert np.isin(got.ids, filt).all()
 
@@ -94,16 +96,18 @@ def test_ivf_coarse_stage_chooses_the_lists_faiss_would(data, metric, encoder, b
 def test_rerank_gives_the_same_answers_with_and_without_the_compiled_kernel(
     data, metric, tmp_path, monkeypatch
 ):
-    """With the extension, the re-rank runs in kernels.native; without it, in FAISS's
-    IndexRefine: the same candidates, the same exact scores, the same answers."""
+    """With the extension, the re-rank of a batch runs in kernels.native; without it, or for
+    a few queries, in FAISS's IndexRefine: the same candidates, scores and answers."""
     xb, xq = data
     spec = IVFSpec(nlist=16, metric=metric, rerank=RerankSpec(enabled=True, oversample=4))
     index = index_for(build_encoder(PQSpec(m=8, iterations=3, opq=False), 32), spec, tmp_path)
     index.train(xb)
     index.add(np.arange(len(xb)) * 5 + 1, xb)
     fast = index.search(xq, 10, SearchParams(nprobe=4))
+    few = index.search(xq[:3], 10, SearchParams(nprobe=4))  # under FEW_QUERIES: IndexRefine
     monkeypatch.setattr(native, "available", lambda: False)
     refine = index.search(xq, 10, SearchParams(nprobe=4))
+    np.testing.assert_array_equal(few.ids, refine.ids[:3])
     same = (fast.ids == refine.ids) | np.isclose(fast.scores, refine.scores, rtol=1e-5)
     assert same.all()
     np.testing.assert_allclose(fast.scores, refine.scores, rtol=1e-4, atol=1e-4)
