@@ -2,7 +2,7 @@
 
 FAISS's flat quantizer keeps a heap of nprobe per query while it scans the centroids; with a
 few hundred centroids that heap costs more than the product itself. A partial sort of the
-product's rows (numpy) picks the same lists in about a quarter of the time (`bench.coarse`).
+product's rows (numpy) picks the same lists in about a third of the time (`bench.stages`).
 """
 
 from __future__ import annotations

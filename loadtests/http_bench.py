@@ -38,12 +38,12 @@ import numpy as np
 from loadtests.harness import Connection, ServerProcess, closed_loop, json_body, run_client
 
 # the flagship of bench/single.py: IVF256 (spherical centroids) over 4-bit PQ codes of the
-# vectors themselves, nprobe 72, re-rank 100 from disk
+# vectors themselves, nprobe 80, re-rank 100 from disk
 FLAGSHIP_ENCODER = {"kind": "pq", "m": 96, "nbits": 4, "opq": False, "anisotropic_eta": 1.0}
 FLAGSHIP_INDEX = {
     "kind": "ivf",
     "nlist": 256,
-    "nprobe": 72,
+    "nprobe": 80,
     "by_residual": False,
     "rerank": {"enabled": True, "oversample": 10},
 }
