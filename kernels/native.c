@@ -3,14 +3,16 @@
  * The re-rank reads ~100 rows per query at random from a memory-mapped file much larger than
  * the CPU caches, so one row at a time it waits on memory for each row. This scores a query's
  * candidates in order while prefetching the rows of the candidates PREFETCH_AHEAD further on,
- * so the loads of several rows overlap, and keeps each query's k best in a small sorted array. The vector arithmetic uses F16C and FMA where the CPU
- * has them (checked at run time) and portable C otherwise. No Python objects are touched while
- * scoring, so the GIL is released.
+ * so the loads of several rows overlap, and keeps each query's k best in a small sorted array.
+ * The vector arithmetic uses AVX2, F16C and FMA where the CPU has them (checked at run time)
+ * and portable C otherwise (or when PITH_NATIVE_PORTABLE=1 at import, for tests). No Python
+ * objects are touched while scoring, so the GIL is released.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -244,5 +246,7 @@ static struct PyModuleDef MODULE = {
 
 PyMODINIT_FUNC PyInit__native(void) {
     SCORE = pick_score();
+    const char *portable = getenv("PITH_NATIVE_PORTABLE"); /* tests run the portable loop */
+    if (portable != NULL && portable[0] == '1') SCORE = score_portable;
     return PyModule_Create(&MODULE);
 }

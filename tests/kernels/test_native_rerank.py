@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -62,16 +65,26 @@ def test_rerank_routes_float16_rows_to_the_compiled_kernel(monkeypatch) -> None:
     assert calls == [1]
 
 
+VALUE_CLASSES = np.array(  # subnormals, zeros of both signs, the largest finite value
+    [6e-8, -6e-8, 3e-5, 0.0, -0.0, 65504.0, -2.5, 1.0, 0.333], np.float16
+)
+
+
+def value_scores(rerank_f16) -> np.ndarray:
+    """Each float16 value class as a one-dimensional row scored against the query 1.0: the
+    scores are the values themselves, converted exactly, best first."""
+    n = len(VALUE_CLASSES)
+    rows = np.arange(n)[None, :]
+    scores, best = rerank_f16(
+        np.ones((1, 1), np.float32), rows, rows, VALUE_CLASSES[:, None], n, "ip"
+    )
+    assert sorted(best[0].tolist()) == list(range(n))
+    return scores[0]
+
+
 def test_every_float16_value_class_converts_exactly() -> None:
-    # subnormals, zeros of both signs, the largest finite value, and an odd dimension
-    # (the tail after the 16-wide vector loop)
-    values = np.array([6e-8, -6e-8, 3e-5, 0.0, -0.0, 65504.0, -2.5, 1.0, 0.333], np.float16)
-    vectors = np.stack([values, values[::-1]])
-    xq = np.ones((1, len(values)), np.float32)
-    scores, best = native.rerank_f16(xq, np.array([[0, 1]]), np.array([[0, 1]]), vectors, 2, "ip")
-    want = float(values.astype(np.float64).sum())
-    np.testing.assert_allclose(scores[0], [want, want], rtol=1e-6)
-    assert sorted(best[0].tolist()) == [0, 1]
+    want = np.sort(VALUE_CLASSES.astype(np.float32))[::-1]
+    np.testing.assert_array_equal(value_scores(native.rerank_f16), want)
 
 
 def test_bad_rows_and_dtypes_are_refused() -> None:
@@ -88,3 +101,38 @@ def test_no_candidates_gives_missing_results() -> None:
     empty = np.zeros((len(xq), 0), np.int64)
     scores, ids = native.rerank_f16(xq, empty, empty, vectors, 3, "ip")
     assert (ids == -1).all() and (scores == -np.inf).all()
+
+
+def test_the_portable_loop_gives_the_same_answers(tmp_path) -> None:
+    """PITH_NATIVE_PORTABLE=1 makes the extension use its portable C loop (what a CPU without
+    AVX2/F16C runs): same ids, same scores as numpy, float16 subnormals, negative zero and
+    the largest finite value included."""
+    vectors, xq, rows, ids = _case(9, d=37)  # odd: no 16-wide part in the portable loop
+    vectors[:5, :4] = np.array([6e-8, -3e-5, 65504.0, -0.0], np.float16)
+    rows[:, 0] = np.arange(len(rows)) % 5  # every query sees the special rows
+    want = rerank.rerank(xq, ids, rows, vectors.astype(np.float32), 8, "ip")  # numpy
+    for name, a in (("vectors", vectors), ("xq", xq), ("rows", rows), ("ids", ids)):
+        np.save(tmp_path / f"{name}.npy", a)
+    script = (
+        "import numpy as np, sys; from kernels import native\n"
+        "from test_native_rerank import value_scores\n"
+        "d = sys.argv[1]; ld = lambda n: np.load(f'{d}/{n}.npy')\n"
+        "s, i = native.rerank_f16(ld('xq'), ld('ids'), ld('rows'), ld('vectors'), 8, 'ip')\n"
+        "np.save(f'{d}/s.npy', s); np.save(f'{d}/i.npy', i)\n"
+        "np.save(f'{d}/v.npy', value_scores(native.rerank_f16)); print(native.simd())\n"
+    )
+    here = os.path.dirname(__file__)
+    path = os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PITH_NATIVE_PORTABLE": "1", "PYTHONPATH": path}
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "portable"
+    got_s, got_i = np.load(tmp_path / "s.npy"), np.load(tmp_path / "i.npy")
+    np.testing.assert_array_equal(got_i, want[1])
+    finite = np.isfinite(want[0])
+    assert (np.isfinite(got_s) == finite).all()
+    np.testing.assert_allclose(got_s[finite], want[0][finite], rtol=1e-5, atol=1e-4)
+    want_v = np.sort(VALUE_CLASSES.astype(np.float32))[::-1]
+    np.testing.assert_array_equal(np.load(tmp_path / "v.npy"), want_v)
