@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import weakref
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,8 +68,7 @@ class Index(ABC):
         self.folder = Path(folder) if folder is not None else None
         self.vectors: VectorFile | None = None
         self._refine: tuple[Any, Any, faiss.IndexRefine] | None = None
-        self._refine_params: dict[tuple[float, SearchParams], Any] = {}
-        self._base_param_cache: dict[SearchParams, Any] = {}
+        self._param_cache: dict[tuple[Any, ...], Any] = {}
         self._gpu: GpuSearcher | None = None
         self._gpu_of: faiss.Index | None = None  # the FAISS index the GPU copy was made from
         if spec.rerank.enabled:
@@ -116,28 +116,29 @@ class Index(ABC):
         """RAM of the FAISS structures and the encoder's parameters."""
 
     def _candidates(
-        self, xq: np.ndarray, k: int, params: SearchParams, allowed: np.ndarray | None
+        self, xv: np.ndarray, k: int, params: SearchParams, allowed: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """FAISS (distances, labels) of the k best codes per query."""
+        """FAISS (distances, labels) of the k best codes per query; xv holds the queries in
+        the encoder's score space (`query_view`)."""
         if allowed is None:
-            sp = self._shared_base_params(params)
+            sp = self._shared_params(("base", params), lambda: self._base_params(params, None))
         else:
             sp = self._base_params(params, allowed)
         base = self._base_index()
         if self._gpu_of is not base:  # GPU copy (or torch scan) of the codes, made on demand
             self._gpu, self._gpu_of = gpu_searcher(base, self.encoder, self.metric), base
         if self._gpu is not None:
-            return self._gpu.search(self.encoder.query_view(xq), k, allowed, sp)
-        return self._cpu_search(self.encoder.query_view(xq), k, sp)
+            return self._gpu.search(xv, k, allowed, sp)
+        return self._cpu_search(xv, k, sp)
 
-    def _shared_base_params(self, params: SearchParams) -> Any:
-        """The base index's parameters without a filter, made once per setting and shared
-        (FAISS only reads them; making them costs microseconds, as much as a query's re-rank)."""
-        sp = self._base_param_cache.get(params)
+    def _shared_params(self, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+        """FAISS search parameters without a filter, made once per setting and shared: FAISS
+        only reads them, and making them costs microseconds, as much as a query's re-rank."""
+        sp = self._param_cache.get(key)
         if sp is None:
-            sp = self._base_params(params, None)
-            if len(self._base_param_cache) < MAX_CACHED_PARAMS:
-                self._base_param_cache[params] = sp
+            sp = make()
+            if len(self._param_cache) < MAX_CACHED_PARAMS:
+                self._param_cache[key] = sp
         return sp
 
     def _cpu_search(self, xq: np.ndarray, k: int, sp: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -187,7 +188,7 @@ class Index(ABC):
         if not self.is_trained:
             raise NotTrained(f"{type(self).__name__} is not trained")
         if self.vectors is None:
-            dist, ids = self._candidates(xq, k, params, allowed_ids)
+            dist, ids = self._candidates(self.encoder.query_view(xq), k, params, allowed_ids)
             return SearchResult(_clean_scores(dist, ids, self.metric), ids)
         allowed_rows = None if allowed_ids is None else self.vectors.rows_matching(allowed_ids)
         on = params.rerank if params.rerank is not None else self.spec.rerank.enabled
@@ -195,7 +196,7 @@ class Index(ABC):
             oversample = params.oversample or self.spec.rerank.oversample
             dist, rows = self._reranked(xq, k, oversample, params, allowed_rows)
         else:
-            dist, rows = self._candidates(xq, k, params, allowed_rows)
+            dist, rows = self._candidates(self.encoder.query_view(xq), k, params, allowed_rows)
         ids = self.vectors.ids_of(rows)
         return SearchResult(_clean_scores(dist, ids, self.metric), ids)
 
@@ -214,30 +215,29 @@ class Index(ABC):
         fewer than FEW_QUERIES queries, FAISS's IndexRefine does for isometric encoders (in
         C++, one call) and numpy for the others."""
         assert self.vectors is not None
+        xv = self.encoder.query_view(xq)
         if self.encoder.isometric and (len(xq) < FEW_QUERIES or not native.available()):
             sp = self._refine_search_params(oversample, params, allowed)
-            return self._refine_index().search(self.encoder.query_view(xq), k, params=sp)
+            return self._refine_index().search(xv, k, params=sp)
         n_cand = max(k, math.ceil(k * oversample))
-        _, cand = self._candidates(xq, n_cand, params, allowed)
-        xr = self.encoder.query_view(xq) if self.encoder.isometric else xq
+        _, cand = self._candidates(xv, n_cand, params, allowed)
+        xr = xv if self.encoder.isometric else xq
         scores, rows = rerank(xr, cand, cand, self.vectors.vectors, k, self.metric)
         return scores, rows
 
     def _refine_search_params(
         self, oversample: float, params: SearchParams, allowed: np.ndarray | None
     ) -> Any:
-        """IndexRefine's search parameters; without a filter they are made once per setting
-        and shared (FAISS only reads them; making them costs more than a small search)."""
-        key = (float(oversample), params)
-        cached = self._refine_params.get(key) if allowed is None else None
-        if cached is not None:
-            return cached
-        sp = faiss.IndexRefineSearchParameters(
-            k_factor=float(oversample), base_index_params=self._base_params(params, allowed)
-        )
-        if allowed is None and len(self._refine_params) < MAX_CACHED_PARAMS:
-            self._refine_params[key] = sp
-        return sp
+        """IndexRefine's search parameters (shared without a filter: `_shared_params`)."""
+
+        def make() -> Any:
+            return faiss.IndexRefineSearchParameters(
+                k_factor=float(oversample), base_index_params=self._base_params(params, allowed)
+            )
+
+        if allowed is not None:
+            return make()
+        return self._shared_params(("refine", float(oversample), params), make)
 
     def _refine_index(self) -> faiss.IndexRefine:
         """IndexRefine over the base index and the memory-mapped fp16 rows (rebuilt after adds)."""
