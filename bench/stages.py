@@ -30,7 +30,7 @@ from bench.harness import Context, K
 from bench.pith_configs import trained_index
 from bench.single import FLAGSHIP_OVERSAMPLE, context, flagship_specs
 from index import SearchParams
-from index.ivf import IVFIndex
+from index.ivf import IVFIndex, search_lists
 from kernels import native
 from kernels.coarse import nearest_lists
 
@@ -68,22 +68,16 @@ def stages(index: IVFIndex, xq: np.ndarray) -> list[Stage]:
     cand = index._cpu_search(xq, n_cand, sp)[1]
     dist, lists = nearest_lists(xq, centroids, sq_norms, nprobe, index.metric)
 
-    def scan(q: np.ndarray) -> object:
-        out_d = np.empty((len(q), n_cand), np.float32)
-        out_i = np.empty((len(q), n_cand), np.int64)
-        ptr = faiss.swig_ptr
-        ivf.search_preassigned_c(
-            len(q), ptr(q), n_cand, ptr(lists), ptr(dist), ptr(out_d), ptr(out_i), False, sp
-        )
-        return out_i
-
     return [
         ("coarse: FAISS flat quantizer", lambda q: quantizer.search(q, nprobe)),
         (
             "coarse: pith kernels.coarse",
             lambda q: nearest_lists(q, centroids, sq_norms, nprobe, index.metric),
         ),
-        (f"scan: FAISS fast-scan of the chosen lists, top {n_cand}", scan),
+        (
+            f"scan: FAISS fast-scan of the chosen lists, top {n_cand}",
+            lambda q: search_lists(ivf, q, n_cand, lists, dist, sp)[1],
+        ),
         ("FAISS search, base index (coarse + scan)", lambda q: ivf.search(q, n_cand, params=sp)),
         (
             "FAISS search, IndexRefine (coarse + scan + re-rank)",

@@ -154,20 +154,15 @@ class IVFIndex(Index):
         parameters and id filter)."""
         index = self._base_index()
         nq, nprobe = len(xq), int(sp.nprobe)
-        dist, labels = np.empty((nq, k), np.float32), np.empty((nq, k), np.int64)
         if nq == 0:
-            return dist, labels
+            return np.empty((0, k), np.float32), np.empty((0, k), np.int64)
         xq = np.ascontiguousarray(xq, dtype=np.float32)
         if nq < FEW_QUERIES:  # numpy's per-call overhead outweighs FAISS's heaps
             coarse_dist, lists = index.quantizer.search(xq, nprobe)
         else:
             centroids, sq_norms = self._coarse_centroids()
             coarse_dist, lists = nearest_lists(xq, centroids, sq_norms, nprobe, self.metric)
-        ptr = faiss.swig_ptr
-        index.search_preassigned_c(
-            nq, ptr(xq), k, ptr(lists), ptr(coarse_dist), ptr(dist), ptr(labels), False, sp
-        )
-        return dist, labels
+        return search_lists(index, xq, k, lists, coarse_dist, sp)
 
     def _coarse_centroids(self) -> tuple[np.ndarray, np.ndarray]:
         """The coarse centroids and their squared norms (computed once per trained index)."""
@@ -192,6 +187,25 @@ class IVFIndex(Index):
         if self.faiss is None:
             return encoder_bytes(self.encoder)
         return ivf_bytes(self.faiss) + unshared_encoder_bytes(self.encoder)
+
+
+def search_lists(
+    index: faiss.IndexIVF,
+    xq: np.ndarray,
+    k: int,
+    lists: np.ndarray,
+    coarse_dist: np.ndarray,
+    sp: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """FAISS's scan of the lists already chosen for each query (search_preassigned): xq
+    float32 (nq, d), lists int64 and coarse_dist float32 (nq, sp.nprobe), all C-contiguous."""
+    nq = len(xq)
+    dist, labels = np.empty((nq, k), np.float32), np.empty((nq, k), np.int64)
+    ptr = faiss.swig_ptr
+    index.search_preassigned_c(
+        nq, ptr(xq), k, ptr(lists), ptr(coarse_dist), ptr(dist), ptr(labels), False, sp
+    )
+    return dist, labels
 
 
 def _assign(centroids: np.ndarray, z: np.ndarray, metric: str) -> np.ndarray:
